@@ -1,0 +1,32 @@
+"""maskpro-eval: evaluation and deployment gate for N:M-sparse pruned DDPM UNets.
+
+Public API (imported lazily so ``import maskpro_eval`` stays cheap):
+    load_checkpoint(path, base_model=None, trust_pickle=False) -> LoadedCheckpoint
+    analyze_sparsity(unet, ...) -> SparsityReport
+    fid_from_images(a, b) -> float           (standard StyleGAN/EDM/torch-fidelity protocol)
+    kid_from_images(a, b) -> (mean, std)
+    MaskProEvaluator(...)                    (issue 5: scripted evaluation)
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_checkpoint": ("maskpro_eval.loading", "load_checkpoint"),
+    "describe_checkpoint": ("maskpro_eval.loading", "describe_checkpoint"),
+    "LoadedCheckpoint": ("maskpro_eval.checkpoint", "LoadedCheckpoint"),
+    "analyze_sparsity": ("maskpro_eval.sparsity", "analyze_sparsity"),
+    "fid_from_images": ("maskpro_eval.fid", "fid_from_images"),
+    "kid_from_images": ("maskpro_eval.fid", "kid_from_images"),
+    "MaskProEvaluator": ("maskpro_eval.api", "MaskProEvaluator"),
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(mod), attr)
+    raise AttributeError(f"module 'maskpro_eval' has no attribute {name!r}")
