@@ -1,0 +1,143 @@
+"""Full tier: sample quality by the standard FID protocol, KID, consistency and paired drift.
+
+Every figure carries its protocol (N, steps, scheduler, eta, seed, reference and its N, Inception
+weights hash, dtype, device); FID with N < 10,000 is flagged as biased with KID beside it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskpro_eval.gates import check
+
+pytestmark = pytest.mark.full
+
+
+def _protocol(quality, ref, n) -> dict:
+    s = quality.settings
+    return {"N": n, "sampler": s.sampler, "steps": s.steps, "eta": s.eta, "seed": s.seed,
+            "reference": f"{ref.source} (N={ref.n})", "inception_sha256": quality.extractor.weights_sha256[:16],
+            "dtype": s.dtype, "device": s.device}
+
+
+def _fid_detail(fid, kid) -> str:
+    text = f"N={fid.n_a} vs ref N={fid.n_b}"
+    if fid.biased:
+        text += " BIASED (N < 10,000: compare only at equal N)"
+    if kid is not None:
+        text += f"; KID {kid[0]:.5f} +- {kid[1]:.5f}"
+    return text
+
+
+@pytest.fixture(scope="session")
+def full_protocol_recorded(quality, baseline):
+    ref = quality.reference(baseline)
+    return {"fid_protocol": "standard (StyleGAN2-ADA/EDM/torch-fidelity; clean-fid legacy_tensorflow)",
+            "inception_weights_sha256": quality.extractor.weights_sha256,
+            "inception_weights_standard": quality.extractor.weights_are_standard,
+            "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
+            **{f"full_{k}": v for k, v in quality.settings.protocol().items()}}
+
+
+def test_fid(model, baseline, quality, thresholds, record_gate, record_model, record_protocol,
+             attach_image, full_protocol_recorded):
+    """FID against the reference set <= --max-fid (standard protocol, N and reference stated)."""
+    from maskpro_eval.images import make_grid, png_bytes
+
+    record_protocol(full_protocol_recorded)
+    fid = quality.fid(model, baseline=baseline)
+    kid = quality.kid(model, baseline)
+    ref = quality.reference(baseline)
+    images = quality.samples(model)
+    rel = f"samples/{model.name}_full_grid.png"
+    attach_image(rel, png_bytes(make_grid(images[:64], nrow=8)), label=f"{model.name} samples (first 64)")
+    record_model(model.name, {"quality": {
+        "fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "fid_crosscheck_rel_diff": fid.crosscheck_rel_diff,
+        "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
+        "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+        "protocol": _protocol(quality, ref, fid.n_a)}})
+    assert fid.crosscheck_rel_diff is None or fid.crosscheck_rel_diff < 1e-3, (
+        f"eigenvalue and sqrtm FID disagree: {fid.value} vs {fid.value_sqrtm}")
+    threshold = thresholds.get("full", "max_fid", model.name)
+    g = check(model.name, "fid", fid.value, "<=", threshold, detail=_fid_detail(fid, kid),
+              protocol=_protocol(quality, ref, fid.n_a))
+    if threshold is None:
+        pytest.skip(f"{fid.summary()} recorded; no max_fid gate set")
+    record_gate(g)
+    assert g.passed, g.message
+
+
+def test_fid_increase_over_baseline(model, baseline_required, quality, thresholds, record_gate, record_model):
+    """FID(model) - FID(baseline) <= --max-fid-increase (absolute) and/or relative to the baseline."""
+    fid = quality.fid(model, baseline=baseline_required)
+    base = quality.fid(baseline_required, baseline=baseline_required)
+    ref = quality.reference(baseline_required)
+    inc = fid.value - base.value
+    rel = inc / base.value if base.value > 0 else float("inf")
+    record_model(model.name, {"quality": {"fid_increase": inc, "fid_increase_relative": rel,
+                                          "baseline_fid": base.value}})
+    record_model(baseline_required.name, {"quality": {"fid": base.value, "fid_n": base.n_a,
+                                                      "fid_biased": base.biased}})
+    gates = []
+    proto = _protocol(quality, ref, fid.n_a)
+    for key, value, unit in (("max_fid_increase", inc, ""), ("max_fid_increase_relative", rel, "")):
+        threshold = thresholds.get("full", key, model.name)
+        if threshold is not None:
+            gates.append(record_gate(check(model.name, key.replace("max_", ""), value, "<=", threshold,
+                                           detail=f"model {fid.value:.4f} vs baseline {baseline_required.name} "
+                                                  f"{base.value:.4f}; {_fid_detail(fid, None)}",
+                                           protocol=proto)))
+    if not gates:
+        pytest.skip(f"FID increase {inc:+.4f} ({rel:+.2%}) recorded; no max_fid_increase(_relative) gate set")
+    failed = [g.message for g in gates if not g.passed]
+    assert not failed, "\n".join(failed)
+
+
+def test_kid(model, baseline, quality, thresholds, record_gate):
+    """KID (unbiased MMD, subsets) <= --max-kid; needs reference features (not a mu/sigma npz)."""
+    kid = quality.kid(model, baseline)
+    if kid is None:
+        pytest.skip("reference has only mu/sigma: KID needs reference images or features")
+    threshold = thresholds.get("full", "max_kid", model.name)
+    if threshold is None:
+        pytest.skip(f"KID {kid[0]:.5f} +- {kid[1]:.5f} recorded; no max_kid gate set")
+    ref = quality.reference(baseline)
+    g = record_gate(check(model.name, "kid", kid[0], "<=", threshold,
+                          detail=f"std over {quality.settings.kid_subsets} subsets {kid[1]:.5f}",
+                          protocol=_protocol(quality, ref, quality.settings.num_samples)))
+    assert g.passed, g.message
+
+
+def test_generation_consistency(model, baseline, quality, thresholds, record_gate, record_model):
+    """FID over k seeds: mean +- std reported; the std (spread) <= --max-consistency-std."""
+    cons = quality.consistency(model, baseline)
+    if cons is None:
+        pytest.skip("consistency needs --consistency-seeds >= 2")
+    record_model(model.name, {"quality": {"consistency": cons}})
+    threshold = thresholds.get("full", "max_consistency_std", model.name)
+    if threshold is None:
+        pytest.skip(f"FID over {len(cons['seeds'])} seeds {cons['mean']:.3f} +- {cons['std']:.3f} recorded; "
+                    "no max_consistency_std gate set")
+    ref = quality.reference(baseline)
+    g = record_gate(check(model.name, "fid_std_over_seeds", cons["std"], "<=", threshold,
+                          detail=f"FID {cons['mean']:.4f} +- {cons['std']:.4f} over seeds {cons['seeds']}",
+                          protocol=_protocol(quality, ref, quality.settings.num_samples)))
+    assert g.passed, g.message
+
+
+def test_paired_drift(model, baseline_required, quality, thresholds, record_gate, record_model):
+    """Per-sample MSE/PSNR between model and baseline samples from identical noise (distribution)."""
+    d = quality.drift(model, baseline_required)
+    counts, edges = np.histogram(d["mse"], bins=30)
+    record_model(model.name, {"quality": {"drift": {
+        k: v for k, v in d.items() if k not in ("mse", "psnr")} | {
+        "mse_histogram": {"counts": counts.tolist(), "edges": edges.tolist()}}}})
+    assert d["pairs"] == quality.settings.num_samples
+    threshold = thresholds.get("full", "max_drift_mse_mean", model.name)
+    if threshold is None:
+        pytest.skip(f"paired drift MSE mean {d['mse_mean']:.5f}, PSNR mean {d['psnr_mean']:.2f} dB recorded; "
+                    "no max_drift_mse_mean gate set")
+    g = record_gate(check(model.name, "drift_mse_mean", d["mse_mean"], "<=", threshold,
+                          detail=f"median {d['mse_median']:.5f}, p95 {d['mse_p95']:.5f}, PSNR mean "
+                                 f"{d['psnr_mean']:.2f} dB over {d['pairs']} pairs vs {baseline_required.name}"))
+    assert g.passed, g.message

@@ -1,0 +1,93 @@
+"""Tiny models and checkpoints built in code (diffusers style: fixed seed, small, fast)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from maskpro_eval.architecture import DEFAULT_EXCLUDE_LAYERS, DDPM_CIFAR10_SCHEDULER_CONFIG, layer_is_excluded
+from maskpro_eval.nm import is_groupable, magnitude_nm_mask
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+
+
+def tiny_unet(seed: int = 0, sample_size: int = 16):
+    """A tiny UNet2DModel with an attention block (~40k parameters)."""
+    from diffusers import UNet2DModel
+    torch.manual_seed(seed)
+    return UNet2DModel(sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16), norm_num_groups=4, attention_head_dim=None,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+
+
+def masked_layers(unet, m: int = 4, exclude=DEFAULT_EXCLUDE_LAYERS):
+    return [(n, mod) for n, mod in unet.named_modules()
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))
+            and not layer_is_excluded(n, exclude) and is_groupable(mod.weight.shape, m)]
+
+
+@torch.no_grad()
+def prune_nm(unet, n: int = 2, m: int = 4, layers=None):
+    """Magnitude N:M (row-major) on the masked layers (or the given names); returns the masks."""
+    masks = {}
+    for name, mod in masked_layers(unet, m):
+        if layers is not None and name not in layers:
+            continue
+        mask = magnitude_nm_mask(mod.weight, n, m)
+        mod.weight.mul_(mask)
+        masks[name] = mask
+    return masks
+
+
+@torch.no_grad()
+def prune_unstructured(unet, sparsity: float = 0.5):
+    """Per-layer unstructured magnitude pruning of the masked layers (not N:M compliant)."""
+    for _, mod in masked_layers(unet):
+        w = mod.weight
+        k = int(w.numel() * sparsity)
+        thresh = w.abs().flatten().kthvalue(k).values
+        w.mul_(w.abs() > thresh)
+
+
+def under_sparse_layers(unet, dense_fraction=(0.05, 0.09), m: int = 4):
+    """Names of the masked layers to prune so that 5-9% of the masked weights stay dense."""
+    layers = masked_layers(unet, m)
+    total = sum(mod.weight.numel() for _, mod in layers)
+    dense, keep_dense = 0, set()
+    for name, mod in sorted(layers, key=lambda x: x[1].weight.numel()):
+        if (dense + mod.weight.numel()) / total > dense_fraction[1]:
+            continue
+        keep_dense.add(name)
+        dense += mod.weight.numel()
+        if dense / total >= dense_fraction[0]:
+            break
+    assert dense_fraction[0] <= dense / total <= dense_fraction[1], dense / total
+    return [n for n, _ in layers if n not in keep_dense]
+
+
+def save_pipeline(unet, folder: Path, scheduler_config: dict | None = None) -> Path:
+    """Write a diffusers DDPMPipeline folder (safetensors) the way users' tools do."""
+    from diffusers import DDPMPipeline, DDPMScheduler
+    sched = DDPMScheduler(**(scheduler_config or DDPM_CIFAR10_SCHEDULER_CONFIG))
+    DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
+def build_model_folder(kind: str, folder: Path, seed: int = 0) -> Path:
+    """``kind`` in dense | strict24 | noncompliant | undersparse | nan."""
+    unet = tiny_unet(seed)
+    if kind == "strict24":
+        prune_nm(unet)
+    elif kind == "noncompliant":
+        prune_unstructured(unet, 0.5)
+    elif kind == "undersparse":
+        prune_nm(unet, layers=set(under_sparse_layers(unet)))
+    elif kind == "nan":
+        prune_nm(unet)
+        with torch.no_grad():
+            masked_layers(unet)[0][1].weight[0].view(-1)[0] = float("nan")
+    elif kind != "dense":
+        raise ValueError(kind)
+    return save_pipeline(unet, folder)

@@ -1,0 +1,112 @@
+"""The quick tier, run as users run it (pytester, subprocess): it must FAIL on bad models and on bad
+input, PASS on a strict 2:4 model, and write every report file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.builders import REPO_ROOT, build_model_folder
+
+pytest_plugins = ["pytester"]
+
+
+def run_quick(pytester, *args, reports=None):
+    reports = reports or pytester.path / "reports"
+    return pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "quick", "-p", "no:cacheprovider",
+        "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
+        "--reports-dir", str(reports), "--run-name", "run", "--quick-samples", "4", "--quick-steps", "4",
+        "--benchmark-disable", *args)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {k: build_model_folder(k, root / k) for k in ("dense", "strict24", "noncompliant", "undersparse", "nan")}
+
+
+def _gates(reports):
+    data = json.loads((reports / "run" / "evaluation_results.json").read_text())
+    return data, {(g["model"], g["metric"]): g for g in data["gates"]}
+
+
+def test_strict_24_model_passes_and_writes_reports(pytester, models):
+    reports = pytester.path / "reports"
+    result = run_quick(pytester, "--checkpoint", f"good={models['strict24']}",
+                       "--baseline", f"dense={models['dense']}",
+                       "--results-json", str(pytester.path / "res.json"))
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    run = reports / "run"
+    for f in ("evaluation_results.json", "evaluation_summary.md", "layer_sparsity.csv",
+              "layer_sparsity.png", "samples/good_quick_grid.png"):
+        assert (run / f).is_file(), f
+    data, gates = _gates(reports)
+    assert gates[("good", "nm_compliance_2:4")]["value"] == 1.0
+    assert gates[("good", "sparsity_masked")]["passed"]
+    assert data["verdict"] == "pass"
+    m = data["models"]["good"]
+    for key in ("source", "format", "parameters", "sparsity", "nm", "layers", "compression"):
+        assert key in m
+    assert m["nm"]["compliance_channel_layout"] is not None
+    assert {"name", "shape", "sparsity", "nm_compliance", "masked", "eligible"} <= set(m["layers"][0])
+    assert data["models"]["dense"]["role"] == "baseline"
+    assert json.loads((pytester.path / "res.json").read_text())["gates"] == data["gates"]
+    assert not list(reports.glob(".staging-*"))
+
+
+def test_noncompliant_model_fails_nm_gate(pytester, models):
+    reports = pytester.path / "reports"
+    result = run_quick(pytester, "--checkpoint", f"bad={models['noncompliant']}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*nm_compliance_2:4 = 0.*gate: nm_compliance_2:4 >= 0.9*worst layers*",
+                                 "*FAILED*test_nm_compliance*bad*"])
+    _, gates = _gates(reports)
+    assert not gates[("bad", "nm_compliance_2:4")]["passed"]
+    assert gates[("bad", "sparsity_masked")]["passed"]  # sparse enough, just not N:M
+
+
+def test_under_sparse_model_fails_sparsity_gate(pytester, models):
+    reports = pytester.path / "reports"
+    result = run_quick(pytester, "--checkpoint", f"under={models['undersparse']}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*FAILED*test_target_sparsity*under*"])
+    _, gates = _gates(reports)
+    assert gates[("under", "nm_compliance_2:4")]["passed"]
+    assert not gates[("under", "sparsity_masked")]["passed"]
+
+
+def test_thresholds_file_and_cli_override(pytester, models):
+    toml = pytester.path / "t.toml"
+    toml.write_text("[quick]\nmin_nm_compliance = 0.1\n")
+    reports = pytester.path / "reports"
+    result = run_quick(pytester, "--checkpoint", f"bad={models['noncompliant']}", "--thresholds", str(toml))
+    _, gates = _gates(reports)
+    assert gates[("bad", "nm_compliance_2:4")]["threshold"] == 0.1 and gates[("bad", "nm_compliance_2:4")]["passed"]
+    result = run_quick(pytester, "--checkpoint", f"bad={models['noncompliant']}", "--thresholds", str(toml),
+                       "--min-nm-compliance", "0.95")
+    _, gates = _gates(reports)
+    assert gates[("bad", "nm_compliance_2:4")]["threshold"] == 0.95 and result.ret == 1
+
+
+@pytest.mark.parametrize("case", ["missing", "nan", "corrupt"])
+def test_bad_input_exits_with_one_line_error_and_no_report(pytester, models, case):
+    reports = pytester.path / "reports"
+    if case == "missing":
+        path, expect = pytester.path / "nope", "*bad input*nope*no such file*"
+    elif case == "nan":
+        path, expect = models["nan"], "*bad input*NaN*"
+    else:
+        path = pytester.path / "corrupt.safetensors"
+        path.write_bytes(b"\x00garbage" * 10)
+        expect = "*bad input*corrupt.safetensors*"
+    result = run_quick(pytester, "--checkpoint", f"x={path}")
+    assert result.ret == 4, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines([expect])
+    assert not (reports / "run").exists() and not list(reports.glob(".staging-*"))
+
+
+def test_bad_option_is_a_usage_error(pytester, models):
+    result = run_quick(pytester, "--checkpoint", f"x={models['strict24']}", "--nm", "4:2")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*N:M pattern*4:2*"])
