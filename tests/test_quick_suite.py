@@ -38,8 +38,9 @@ def test_strict_24_model_passes_and_writes_reports(pytester, models):
                        "--results-json", str(pytester.path / "res.json"))
     assert result.ret == 0, result.stdout.str()[-3000:]
     run = reports / "run"
-    for f in ("evaluation_results.json", "evaluation_summary.md", "layer_sparsity.csv",
-              "layer_sparsity.png", "samples/good_quick_grid.png"):
+    for f in ("evaluation_results.json", "evaluation_summary.md", "analysis/layer_sparsity.csv",
+              "visualizations/layer_sparsity.png", "samples/good_quick_grid.png", "metrics/metrics.json",
+              "report.html"):
         assert (run / f).is_file(), f
     data, gates = _gates(reports)
     assert gates[("good", "nm_compliance_2:4")]["value"] == 1.0
@@ -53,6 +54,8 @@ def test_strict_24_model_passes_and_writes_reports(pytester, models):
     assert data["models"]["dense"]["role"] == "baseline"
     assert json.loads((pytester.path / "res.json").read_text())["gates"] == data["gates"]
     assert not list(reports.glob(".staging-*"))
+    html = (run / "report.html").read_text()
+    assert "Gate verdicts: PASS" in html and "data:image/png;base64," in html  # self-contained, with images
 
 
 def test_noncompliant_model_fails_nm_gate(pytester, models):

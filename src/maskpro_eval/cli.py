@@ -43,9 +43,14 @@ def _inspect(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0 if out.get("loadable") else 1
-    print(f"path:     {out['path']}")
+    needed = []
+    if info.get("needs_trust_pickle") and not args.trust_pickle:
+        needed.append("--trust-pickle")
+    if info.get("needs_base_model") and not args.base_model:
+        needed.append("--base-model PATH")
     for k, v in info.items():
         print(f"{k + ':':<22}{v if not isinstance(v, (list, tuple)) else ', '.join(map(str, v[:40])) + (' ...' if len(v) > 40 else '')}")
+    print(f"{'options needed:':<22}{' '.join(needed) if needed else 'none beyond those given'}")
     if out.get("loadable"):
         print(f"{'format:':<22}{out['format']}")
         print(f"{'parameters:':<22}{out['parameters']['total']:,} total, {out['parameters']['nonzero']:,} non-zero")
@@ -54,7 +59,6 @@ def _inspect(args) -> int:
               f"{out['nm_compliance_row']:.4f}, channel {out['nm_compliance_channel']:.4f}, best fit {out['best_fit_pattern']}")
         for note in out["notes"]:
             print(f"{'note:':<22}{note}")
-        print("options needed:       none beyond those given" if True else "")
         return 0
     print(f"{'loads:':<22}no")
     print(f"{'why:':<22}{out['load_error']}")

@@ -62,14 +62,21 @@ def parse_model_spec(text: str, role: str = "model") -> ModelSpec:
 
 
 def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
-                original: str | None = None) -> list[ModelSpec]:
-    """Models under test plus optional baseline/original; the demo zoo when nothing is named."""
+                original: str | None = None, training_dir: str | None = None,
+                training_select: str = "latest") -> list[ModelSpec]:
+    """Models under test plus optional baseline/original; the demo zoo when nothing is named.
+
+    ``training_dir``: the selected checkpoints of a training run become models under test.
+    """
     from . import zoo
 
     specs: list[ModelSpec] = []
+    if training_dir:
+        from .workflow import discover, select
+        specs += [ModelSpec(name=c.name, path=str(c.path)) for c in select(discover(training_dir), training_select)]
     if checkpoints:
         specs += [parse_model_spec(c) for c in checkpoints]
-    else:
+    elif not training_dir:
         specs += [parse_model_spec(f"demo:{n}") for n in zoo.DEFAULT_MODELS_UNDER_TEST]
         if baseline is None:
             baseline = f"demo:{zoo.DEFAULT_BASELINE}"
@@ -144,8 +151,15 @@ class EvaluatedModel:
         if self._analysis is None:
             from .sparsity import analyze_sparsity
             n, m = self.nm
+            loaded = self.load()
+            # A checkpoint that names its masked layers (MaskPro wrappers, mask buffers/folders) is
+            # judged on exactly those, unless the user chose the layers with --exclude-layers.
+            targeted = (set(loaded.masks) if loaded.masks and self.settings.exclude_layers == DEFAULT_EXCLUDE_LAYERS
+                        else None)
             self._analysis = analyze_sparsity(self.unet, n, m, self.settings.exclude_layers,
-                                              masks=self.load().masks)
+                                              masks=loaded.masks, masked_layers=targeted)
+            if targeted is not None:
+                self.records["masked_layers_from"] = "checkpoint masks"
         return self._analysis
 
     def nonfinite_parameters(self) -> list[str]:

@@ -117,9 +117,9 @@ class QualityEvaluator:
             spec = self.settings.fid_ref
             if spec == "baseline":
                 if baseline is None:
-                    from .errors import ReferenceError_
-                    raise ReferenceError_("--fid-ref baseline needs --baseline: no baseline model was given. "
-                                          "Fix: add --baseline PATH or give --fid-ref a reference set")
+                    from .errors import ReferenceSetError
+                    raise ReferenceSetError(None, "--fid-ref baseline needs a baseline model, and none was given",
+                                            "a baseline model", "add --baseline PATH or give --fid-ref a reference set")
                 from .fid import feature_statistics
                 from .reference import ReferenceStats
                 seed = self.settings.seed + BASELINE_REFERENCE_SEED_OFFSET

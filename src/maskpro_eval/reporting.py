@@ -274,16 +274,21 @@ def write_run_reports(out: RunOutput, results: dict, results_json: str | Path | 
     files = {
         "results_json": "evaluation_results.json",
         "summary_md": "evaluation_summary.md",
-        "layers_csv": "layer_sparsity.csv",
+        "layers_csv": "analysis/layer_sparsity.csv",
+        "metrics_json": "metrics/metrics.json",
     }
-    if plot_layer_sparsity(out.path("layer_sparsity.png"), results):
-        files["layer_sparsity_png"] = "layer_sparsity.png"
-    if plot_quality(out.path("plots", "quality.png"), results):
-        files["quality_png"] = "plots/quality.png"
-    if plot_drift(out.path("plots", "drift_histogram.png"), results):
-        files["drift_png"] = "plots/drift_histogram.png"
+    if plot_layer_sparsity(out.dir / "visualizations" / "layer_sparsity.png", results):
+        files["layer_sparsity_png"] = "visualizations/layer_sparsity.png"
+    if plot_quality(out.dir / "visualizations" / "quality.png", results):
+        files["quality_png"] = "visualizations/quality.png"
+    if plot_drift(out.dir / "visualizations" / "drift_histogram.png", results):
+        files["drift_png"] = "visualizations/drift_histogram.png"
     results.setdefault("files", {}).update(files)
     write_layer_csv(out.path(files["layers_csv"]), results)
+    write_results_json(out.path(files["metrics_json"]), {
+        "gates": results.get("gates", []),
+        "models": {name: {k: v for k, v in e.items() if k != "layers"} for name, e in results.get("models", {}).items()},
+        "protocol": results.get("protocol", {})})
     atomic_write_text(out.path(files["summary_md"]), summary_markdown(results))
     write_results_json(out.path(files["results_json"]), results)
     if results_json:

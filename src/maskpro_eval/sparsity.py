@@ -87,13 +87,14 @@ def _eligibility(module: nn.Module, weight: torch.Tensor, n: int, m: int) -> tup
 
 def analyze_sparsity(unet: nn.Module, n: int = 2, m: int = 4,
                      exclude_layers=DEFAULT_EXCLUDE_LAYERS, masks: dict | None = None,
-                     value_bytes: int = 2) -> SparsityReport:
+                     value_bytes: int = 2, masked_layers: set[str] | None = None) -> SparsityReport:
     """Analyse every Conv2d/Linear of ``unet`` against the N:M pattern ``n:m``.
 
     A layer is *masked* (targeted by N:M) when it is not excluded by ``exclude_layers`` (regexes)
     and its reduction dimension is divisible by ``m``. ``masks`` (layer -> bool tensor, True =
     keep) enables the exact-N check. ``value_bytes`` is the deployed value size for the packed size
-    (2 = fp16/bf16, what sparse tensor cores consume).
+    (2 = fp16/bf16, what sparse tensor cores consume). ``masked_layers``: an explicit set of
+    targeted layer names (e.g. the layers a MaskPro checkpoint wrapped), replacing ``exclude_layers``.
     """
     masks = masks or {}
     macs = layer_macs(unet)
@@ -103,7 +104,10 @@ def analyze_sparsity(unet: nn.Module, n: int = 2, m: int = 4,
             continue
         w = module.weight.detach()
         zeros = int((w == 0).sum())
-        masked = (not layer_is_excluded(name, exclude_layers)) and is_groupable(w.shape, m, "row")
+        if masked_layers is not None:
+            masked = name in masked_layers
+        else:
+            masked = (not layer_is_excluded(name, exclude_layers)) and is_groupable(w.shape, m, "row")
         row = nm_compliance(w, n, m, "row")
         chan = nm_compliance(w, n, m, "channel")
         mask = masks.get(name)

@@ -1,0 +1,35 @@
+"""Training-run workflow: the checkpoints of --training-dir, their metrics against epoch."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.workflow
+
+
+def test_training_run_trend(pytestconfig, model_registry, run_output, attach_image, record_model, record_protocol):
+    """Every selected checkpoint's sparsity/N:M facts against epoch, with the training logs found inside."""
+    from maskpro_eval.reporting import write_results_json
+    from maskpro_eval.workflow import plot_trends
+
+    if not pytestconfig.getoption("--training-dir"):
+        pytest.skip("no --training-dir given")
+    points, logs = [], None
+    for name in model_registry.by_role("model"):
+        m = model_registry.get(name)
+        loaded = m.load()
+        rep = m.analysis()
+        points.append({"name": name, "epoch": loaded.epoch, "nm_compliance": rep.nm_compliance,
+                       "masked_layers_sparsity": rep.masked_layers_sparsity, "global_sparsity": rep.global_sparsity,
+                       "max_mask_disagreement": max(loaded.mask_disagreements.values(), default=0.0)})
+        record_model(name, m.entry())
+        if loaded.training_logs and (logs is None or len(loaded.training_logs) > len(logs)):
+            logs = list(loaded.training_logs)
+    assert points, "no checkpoints selected"
+    png = plot_trends(run_output.path("workflow", "trend.png"), points, logs)
+    attach_image("workflow/trend.png", png.read_bytes(), label="metrics against epoch")
+    write_results_json(run_output.path("workflow_results.json"),
+                       {"training_dir": pytestconfig.getoption("--training-dir"),
+                        "select": pytestconfig.getoption("--training-select"), "checkpoints": points,
+                        "training_logs": logs})
+    record_protocol({"training_dir": pytestconfig.getoption("--training-dir")})
+    assert all(p["epoch"] is not None or p["name"] == "best" for p in points)
