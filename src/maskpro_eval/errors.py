@@ -45,5 +45,27 @@ class NonFiniteWeightsError(CheckpointError):
     """NaN or Inf in the weights."""
 
 
-class ReferenceError_(MaskProEvalError, ValueError):
-    """A FID reference set (npz, folder, CIFAR batches, cache) is missing or malformed."""
+class ReferenceSetError(MaskProEvalError, ValueError):
+    """A FID reference set (npz, folder, CIFAR batches, cache) is missing or malformed.
+
+    Same one-line message as :class:`CheckpointError`:
+    ``<path>: <problem>; expected <what>. Fix: <what to do>``.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str, expected: str | None = None,
+                 fix: str | None = None):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        self.expected = expected
+        self.fix = fix
+        parts = [f"{self.path}: {problem}" if self.path else problem]
+        if expected:
+            parts.append(f"expected {expected}")
+        msg = "; ".join(parts)
+        if fix:
+            msg += f". Fix: {fix}"
+        super().__init__(msg)
+
+
+#: Old name, kept as an alias.
+ReferenceError_ = ReferenceSetError

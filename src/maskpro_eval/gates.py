@@ -55,6 +55,8 @@ def _fmt(x) -> str:
 def check(model: str, metric: str, value, op: str, threshold, *, tolerance=None, unit: str = "",
           detail: str = "", protocol: dict | None = None) -> Gate:
     """Build a gate; a missing or non-finite value always fails."""
+    if threshold is None:
+        raise ValueError(f"gate {metric!r} of {model!r} has no threshold (a gate without one is off)")
     ok_value = value is not None and not (isinstance(value, float) and math.isnan(value))
     if op == "within":
         passed = ok_value and abs(value - threshold) <= tolerance

@@ -1,0 +1,62 @@
+"""Gates and thresholds-as-data."""
+import pytest
+
+from maskpro_eval.errors import CheckpointError
+from maskpro_eval.gates import assert_gates, check
+from maskpro_eval.thresholds import Thresholds
+
+
+def test_gate_ops_and_messages():
+    assert check("m", "fid", 10.0, "<=", 12.0).passed
+    assert not check("m", "fid", 12.5, "<=", 12.0).passed
+    assert check("m", "s", 0.49, "within", 0.5, tolerance=0.02).passed
+    assert not check("m", "s", 0.45, "within", 0.5, tolerance=0.02).passed
+    assert not check("m", "x", None, ">=", 0.9).passed
+    assert not check("m", "x", float("nan"), ">=", 0.9).passed
+    g = check("m", "nm_compliance_2:4", 0.5, ">=", 0.9, detail="worst: a=0.1")
+    assert g.message == "[FAIL] m: nm_compliance_2:4 = 0.5 (gate: nm_compliance_2:4 >= 0.9); worst: a=0.1"
+
+
+def test_assert_gates_lists_every_failure():
+    gates = [check("a", "fid", 20.0, "<=", 10.0), check("b", "kid", 0.1, "<=", 0.01), check("c", "fid", 1.0, "<=", 10.0)]
+    with pytest.raises(AssertionError) as err:
+        assert_gates(gates)
+    text = str(err.value)
+    assert "2 gate(s) failed" in text and "a: fid = 20" in text and "b: kid = 0.1" in text and "c:" not in text
+
+
+def test_threshold_precedence(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text("[quick]\nmin_nm_compliance = 0.8\n[full]\nmax_fid = 30.0\n"
+                 "[models.special.quick]\nmin_nm_compliance = 0.99\n")
+    t = Thresholds.from_file(f, {"full": {"max_fid": None}})
+    assert t.get("quick", "min_nm_compliance") == 0.8
+    assert t.get("quick", "min_nm_compliance", "special") == 0.99
+    assert t.get("quick", "sparsity_tolerance") == 0.02          # default
+    assert t.get("full", "max_fid") == 30.0
+    t2 = Thresholds.from_file(f, {"quick": {"min_nm_compliance": 0.5}})
+    assert t2.get("quick", "min_nm_compliance", "special") == 0.5  # command line wins
+    assert t.get("full", "max_kid") is None                        # absent: gate off
+
+
+@pytest.mark.parametrize("text,err", [("[quick]\nmin_nm_compliance = \n", "invalid TOML"),
+                                      ("[quik]\nx = 1\n", "unknown section"),
+                                      ("[quick]\nmin_compliance = 0.9\n", "unknown key")])
+def test_bad_thresholds_file(tmp_path, text, err):
+    f = tmp_path / "t.toml"
+    f.write_text(text)
+    with pytest.raises(CheckpointError, match=err):
+        Thresholds.from_file(f)
+
+
+def test_missing_thresholds_file(tmp_path):
+    with pytest.raises(CheckpointError, match="thresholds file not found"):
+        Thresholds.from_file(tmp_path / "nope.toml")
+
+
+def test_shipped_thresholds_files_are_valid():
+    from tests.builders import REPO_ROOT
+    for name in ("thresholds.toml", "thresholds_demo.toml"):
+        path = REPO_ROOT / "evaluation_tests" / name
+        if path.exists():
+            Thresholds.from_file(path)
