@@ -1,0 +1,33 @@
+"""`maskpro-eval inspect`: the first troubleshooting step when a checkpoint won't load."""
+import json
+
+import pytest
+
+from maskpro_eval.cli import main
+from tests.builders import SHARED_FIXTURES
+
+PRUNED = SHARED_FIXTURES / "real_formats" / "run" / "pruned" / "magnitude" / "ddpm_tiny_pruned"
+
+
+def test_inspect_zoo_model(capsys):
+    assert main(["inspect", "demo:magnitude_2of4"]) == 0
+    out = capsys.readouterr().out
+    assert "format:" in out and "diffusers-pipeline" in out
+    assert "compliance row-major 1.0000" in out and "best fit 2:4" in out
+    assert "options needed:       none" in out
+
+
+@pytest.mark.skipif(not PRUNED.exists(), reason="shared fixtures not present")
+def test_inspect_names_missing_option_and_never_runs_the_pickle(capsys):
+    assert main(["inspect", str(PRUNED)]) == 1
+    out = capsys.readouterr().out
+    assert "options needed:       --trust-pickle" in out and "loads:                no" in out
+    assert main(["inspect", str(PRUNED), "--trust-pickle", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "diffusers-pruned-pickle" and data["parameters"]["total"] == 777134
+
+
+def test_inspect_missing_path(capsys, tmp_path):
+    assert main(["inspect", str(tmp_path / "nope.pt")]) != 0
+    captured = capsys.readouterr()
+    assert "nope.pt" in captured.out + captured.err

@@ -1,0 +1,109 @@
+"""Compare mode, the training-run workflow, the `run` command and the Python API, as users run them."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.builders import REPO_ROOT, SHARED_FIXTURES, save_pipeline
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.slow
+
+COMMON = ["-p", "no:cacheprovider", "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
+          "--run-name", "run", "--no-progress", "--benchmark-disable"]
+SMALL = ["--num-samples", "16", "--steps", "10", "--consistency-seeds", "2"]
+
+
+@pytest.fixture(scope="module")
+def small_ref(tmp_path_factory):
+    from maskpro_eval.zoo import zoo_reference_images
+    path = tmp_path_factory.mktemp("ref") / "ref.npz"
+    np.savez(path, images=zoo_reference_images()[:48])
+    return path
+
+
+@pytest.fixture(scope="module")
+def garbage_model(tmp_path_factory):
+    import torch
+    from diffusers import UNet2DModel
+    from maskpro_eval.zoo import zoo_model_path
+    torch.manual_seed(0)
+    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
+    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
+
+
+def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, garbage_model):
+    rules = pytester.path / "rules.toml"
+    rules.write_text('[[compare.relative]]\nmodel = "garbage"\nreference = "dense"\nmetric = "fid"\n'
+                     'max_worse_relative = 0.1\n')
+    result = pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON, *SMALL,
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4",
+        "--original", "dense=demo:dense", "--fid-ref", str(small_ref), "--thresholds", str(rules))
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*FAIL*garbage: fid_vs_dense*"])
+    cmp_dir = pytester.path / "reports" / "run" / "comparison"
+    for f in ("comparison_table.csv", "comparison_table.md", "detailed_results.json", "comparison_report.md",
+              "comparison_dashboard.png", "compression_efficiency.png"):
+        assert (cmp_dir / f).is_file(), f
+    rows = {r["model"]: r for r in json.loads((cmp_dir / "detailed_results.json").read_text())["rows"]}
+    assert set(rows) == {"garbage", "magnitude_2of4", "dense"}
+    assert rows["magnitude_2of4"]["compression_ratio"] > 1.5 and rows["dense"]["compression_ratio"] == 1.0
+    assert rows["garbage"]["paired_mse_vs_reference"] > rows["magnitude_2of4"]["paired_mse_vs_reference"]
+    assert rows["magnitude_2of4"]["fid_std_over_seeds"] is not None
+    assert any(r["pareto_optimal"] for r in rows.values())
+
+
+def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
+    from maskpro_eval import MaskProEvaluator
+    reports = pytester.path / "reports"
+    result = pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "quick or full", *COMMON, *SMALL,
+        "--reports-dir", str(reports), "--fid-cache-dir", str(pytester.path / "c"),
+        "--checkpoint", "demo:magnitude_2of4", "--baseline", "demo:dense", "--fid-ref", str(small_ref),
+        "--quick-samples", "4", "--quick-steps", "4")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    data = json.loads((reports / "run" / "evaluation_results.json").read_text())
+    ev = MaskProEvaluator("demo:magnitude_2of4", "demo:dense", output_dir=tmp_path)
+    entry = ev.analyze_sparsity()
+    m = data["models"]["magnitude_2of4"]
+    for key in ("parameters", "sparsity", "nm", "compression", "macs"):
+        assert entry[key] == m[key], key
+    assert entry["layers"] == m["layers"]
+    fid = ev.compute_fid(reference=str(small_ref), num_samples=16, steps=10, consistency_seeds=2)
+    assert fid["fid"] == m["quality"]["fid"]
+    assert fid["kid_mean"] == m["quality"]["kid_mean"]
+    assert fid["consistency"]["fid"] == m["quality"]["consistency"]["fid"]
+    assert fid["fid_increase"] == pytest.approx(m["quality"]["fid_increase"], abs=1e-12)
+    assert fid["biased"] is True and fid["n"] == 16
+    samples = ev.generate_samples(num_samples=16, steps=10)
+    assert samples.shape == (16, 32, 32, 3) and (tmp_path / "samples" / "magnitude_2of4_grid.png").is_file()
+    speed = ev.benchmark_inference_speed(batch_sizes=(2,), rounds=2, warmup=1)
+    assert speed["magnitude_2of4"][0]["images_per_s"] > 0
+
+
+REAL_RUN = SHARED_FIXTURES / "real_formats" / "run" / "maskpro" / "training"
+
+
+@pytest.mark.skipif(not REAL_RUN.exists(), reason="shared fixtures not present")
+def test_run_command_workflow_on_real_training_run(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "maskpro_eval.cli", "run", "--mode", "quick", "--output-dir", str(out),
+                           "--training-dir", str(REAL_RUN), "--training-select", "all", "--",
+                           "--trust-pickle", "--quick-samples", "4", "--quick-steps", "4", "--benchmark-disable",
+                           "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    summary = json.loads((out / "workflow_results.json").read_text())
+    assert [s["tier"] for s in summary["steps"]] == ["quick", "workflow"]
+    assert all(s["exit_code"] == 0 for s in summary["steps"])
+    wf = json.loads((out / "workflow" / "workflow_results.json").read_text())
+    assert {c["name"] for c in wf["checkpoints"]} == {"epoch_3", "best"}
+    assert wf["training_logs"] and (out / "workflow" / "workflow" / "trend.png").is_file()
+    quick = json.loads((out / "quick" / "evaluation_results.json").read_text())
+    assert quick["models"]["best"]["nm"]["compliance"] == 1.0
+    assert quick["models"]["best"]["sparsity"]["masked_layers"] == 0.5
