@@ -29,8 +29,9 @@ def comparison(model_registry, quality, pytestconfig):
              "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
              "consistency": quality.consistency(m, fid_baseline)}
         if ref_model is not None and name != reference:
+            from maskpro_eval.quality import drift_summary
             d = quality.drift(m, ref_model)
-            q["drift"] = {k: v for k, v in d.items() if k not in ("mse", "psnr")}
+            q["drift"] = drift_summary(d)
         e["quality"] = q
         entries[name] = e
     return {"rows": comparison_rows(entries, reference), "models": entries, "reference": reference}

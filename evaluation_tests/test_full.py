@@ -5,7 +5,6 @@ weights hash, dtype, device); FID with N < 10,000 is flagged as biased with KID 
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from maskpro_eval.gates import check
@@ -126,11 +125,10 @@ def test_generation_consistency(model, baseline, quality, thresholds, record_gat
 
 def test_paired_drift(model, baseline_required, quality, thresholds, record_gate, record_model):
     """Per-sample MSE/PSNR between model and baseline samples from identical noise (distribution)."""
+    from maskpro_eval.quality import drift_summary
+
     d = quality.drift(model, baseline_required)
-    counts, edges = np.histogram(d["mse"], bins=30)
-    record_model(model.name, {"quality": {"drift": {
-        k: v for k, v in d.items() if k not in ("mse", "psnr")} | {
-        "mse_histogram": {"counts": counts.tolist(), "edges": edges.tolist()}}}})
+    record_model(model.name, {"quality": {"drift": drift_summary(d)}})
     assert d["pairs"] == quality.settings.num_samples
     threshold = thresholds.get("full", "max_drift_mse_mean", model.name)
     if threshold is None:

@@ -103,8 +103,9 @@ class MaskProEvaluator:
         if self.baseline is not None:
             out["baseline_fid"] = q.fid(self.baseline, baseline=self.baseline).value
             out["fid_increase"] = out["fid"] - out["baseline_fid"]
+            from .quality import drift_summary
             d = q.drift(self.model, self.baseline)
-            out["drift"] = {k: v for k, v in d.items() if k not in ("mse", "psnr")}
+            out["drift"] = drift_summary(d)
         return out
 
     def benchmark_inference_speed(self, batch_sizes=(1, 8), rounds: int = 10, warmup: int = 2) -> dict:

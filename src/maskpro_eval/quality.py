@@ -49,6 +49,16 @@ class FullSettings:
         return d
 
 
+def _histogram(values, bins: int = 30) -> dict:
+    counts, edges = np.histogram(values, bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def drift_summary(drift: dict) -> dict:
+    """The JSON-able part of :meth:`QualityEvaluator.drift` (per-sample arrays dropped, histogram kept)."""
+    return {k: v for k, v in drift.items() if k not in ("mse", "psnr")}
+
+
 class QualityEvaluator:
     """Computes and caches everything the full tier gates on, for any number of models."""
 
@@ -171,7 +181,7 @@ class QualityEvaluator:
         mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
         psnr = np.where(mse > 0, 10 * np.log10(1.0 / np.maximum(mse, 1e-12)), np.inf)
         finite = psnr[np.isfinite(psnr)]
-        return {"mse": mse, "psnr": psnr, "mse_mean": float(mse.mean()), "mse_median": float(np.median(mse)),
+        return {"mse": mse, "psnr": psnr, "mse_histogram": _histogram(mse), "mse_mean": float(mse.mean()), "mse_median": float(np.median(mse)),
                 "mse_p95": float(np.quantile(mse, 0.95)),
                 "psnr_mean": float(finite.mean()) if len(finite) else float("inf"),
                 "psnr_median": float(np.median(psnr)), "identical_fraction": float((mse == 0).mean()),

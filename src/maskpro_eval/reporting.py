@@ -124,7 +124,7 @@ def plot_quality(path: Path, results: dict) -> Path | None:
 def plot_drift(path: Path, results: dict) -> Path | None:
     """Histogram of per-sample MSE between each model and the baseline on identical noise."""
     rows = [(name, e["quality"]["drift"]) for name, e in results.get("models", {}).items()
-            if isinstance(e.get("quality"), dict) and e["quality"].get("drift")]
+            if isinstance(e.get("quality"), dict) and (e["quality"].get("drift") or {}).get("mse_histogram")]
     if not rows:
         return None
     import matplotlib
