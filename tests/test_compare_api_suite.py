@@ -5,10 +5,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from tests.builders import REPO_ROOT, SHARED_FIXTURES, save_pipeline
+from tests.builders import REPO_ROOT, SHARED_FIXTURES
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
@@ -16,24 +15,6 @@ pytestmark = pytest.mark.slow
 COMMON = ["-p", "no:cacheprovider", "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
           "--run-name", "run", "--no-progress", "--benchmark-disable"]
 SMALL = ["--num-samples", "16", "--steps", "10", "--consistency-seeds", "2"]
-
-
-@pytest.fixture(scope="module")
-def small_ref(tmp_path_factory):
-    from maskpro_eval.zoo import zoo_reference_images
-    path = tmp_path_factory.mktemp("ref") / "ref.npz"
-    np.savez(path, images=zoo_reference_images()[:48])
-    return path
-
-
-@pytest.fixture(scope="module")
-def garbage_model(tmp_path_factory):
-    import torch
-    from diffusers import UNet2DModel
-    from maskpro_eval.zoo import zoo_model_path
-    torch.manual_seed(0)
-    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
-    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
 
 
 def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, garbage_model):

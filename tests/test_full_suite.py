@@ -8,29 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from tests.builders import REPO_ROOT, save_pipeline, tiny_unet
+from tests.builders import REPO_ROOT
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def small_ref(tmp_path_factory):
-    from maskpro_eval.zoo import zoo_reference_images
-    path = tmp_path_factory.mktemp("ref") / "ref.npz"
-    np.savez(path, images=zoo_reference_images()[:48])
-    return path
-
-
-@pytest.fixture(scope="module")
-def garbage_model(tmp_path_factory):
-    """An untrained UNet of the zoo's architecture: its samples are noise, not digits."""
-    from diffusers import UNet2DModel
-    from maskpro_eval.zoo import zoo_model_path
-    import torch
-    torch.manual_seed(0)
-    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
-    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
 
 
 def run_full(pytester, *args):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import sys
 import types
 from pathlib import Path

@@ -21,7 +21,7 @@ def test_flatten_metrics():
 
 
 def test_offline_swanlab_run(tmp_path, monkeypatch):
-    swanlab = pytest.importorskip("swanlab")
+    pytest.importorskip("swanlab")
     import numpy as np
     from PIL import Image
     from maskpro_eval.tracking import log_to_swanlab

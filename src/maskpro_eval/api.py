@@ -1,7 +1,7 @@
 """Python API: the same objects the pytest fixtures use, returning plain data (dicts, arrays)."""
 from __future__ import annotations
 
-from dataclasses import replace
+
 from pathlib import Path
 
 import numpy as np

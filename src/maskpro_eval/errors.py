@@ -8,11 +8,8 @@ class MaskProEvalError(Exception):
     """Base class of every error this library raises on purpose."""
 
 
-class CheckpointError(MaskProEvalError, ValueError):
-    """A checkpoint (or reference, or weight file) could not be used.
-
-    The message is one line: ``<path>: <problem>; expected <what>. Fix: <what to do>``.
-    """
+class _ActionableError(MaskProEvalError):
+    """One-line message: ``<path>: <problem>; expected <what>. Fix: <what to do>``."""
 
     def __init__(self, path: str | Path | None, problem: str, expected: str | None = None,
                  fix: str | None = None):
@@ -27,6 +24,13 @@ class CheckpointError(MaskProEvalError, ValueError):
         if fix:
             msg += f". Fix: {fix}"
         super().__init__(msg)
+
+
+class CheckpointError(_ActionableError, ValueError):
+    """A checkpoint (or reference, or weight file) could not be used.
+
+    The message is one line: ``<path>: <problem>; expected <what>. Fix: <what to do>``.
+    """
 
 
 class PickleNotTrustedError(CheckpointError):
@@ -45,26 +49,12 @@ class NonFiniteWeightsError(CheckpointError):
     """NaN or Inf in the weights."""
 
 
-class ReferenceSetError(MaskProEvalError, ValueError):
+class ReferenceSetError(_ActionableError, ValueError):
     """A FID reference set (npz, folder, CIFAR batches, cache) is missing or malformed.
 
     Same one-line message as :class:`CheckpointError`:
     ``<path>: <problem>; expected <what>. Fix: <what to do>``.
     """
-
-    def __init__(self, path: str | Path | None, problem: str, expected: str | None = None,
-                 fix: str | None = None):
-        self.path = None if path is None else str(path)
-        self.problem = problem
-        self.expected = expected
-        self.fix = fix
-        parts = [f"{self.path}: {problem}" if self.path else problem]
-        if expected:
-            parts.append(f"expected {expected}")
-        msg = "; ".join(parts)
-        if fix:
-            msg += f". Fix: {fix}"
-        super().__init__(msg)
 
 
 #: Old name, kept as an alias.

@@ -84,13 +84,7 @@ def plot_layer_sparsity(path: Path, results: dict) -> Path | None:
         ax.legend(fontsize=7, loc="lower right")
     axes[-1, 0].set_xlabel("Conv2d/Linear layers in module order")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, path)
 
 
 def plot_quality(path: Path, results: dict) -> Path | None:

@@ -1,0 +1,27 @@
+"""Shared fixtures of the project's tests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.builders import save_pipeline
+
+
+@pytest.fixture(scope="session")
+def small_ref(tmp_path_factory):
+    """A 48-image FID reference (.npz of uint8 images) cut from the bundled digits set."""
+    from maskpro_eval.zoo import zoo_reference_images
+    path = tmp_path_factory.mktemp("ref") / "ref.npz"
+    np.savez(path, images=zoo_reference_images()[:48])
+    return path
+
+
+@pytest.fixture(scope="session")
+def garbage_model(tmp_path_factory):
+    """An untrained UNet of the zoo's architecture: its samples are noise, not digits."""
+    import torch
+    from diffusers import UNet2DModel
+    from maskpro_eval.zoo import zoo_model_path
+    torch.manual_seed(0)
+    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
+    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
