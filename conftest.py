@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fixtures.options", "fixtures.models", "fixtures.quality", "fixtures.reporting"]
+pytest_plugins = ["fixtures.options", "fixtures.models", "fixtures.quality", "fixtures.reporting",
+                  "maskpro_eval.gpu.pytest_plugin"]
 
 _ROOT = Path(__file__).resolve().parent
 

@@ -328,9 +328,15 @@ class InceptionFeatureExtractor:
         else:
             bar = None
         try:
-            for s in starts:
-                chunk = imgs[s:s + int(batch_size)]
-                out[s:s + chunk.shape[0]] = self._module(chunk).cpu().numpy()
+            # On a GPU: strict fp32 (no TF32) and deterministic cuDNN, so features are float32 as
+            # specified and identical across runs and processes (no effect on a CPU).
+            from .gpu.features import cudnn_deterministic
+            from .gpu.timing import strict_fp32
+            on_gpu = self.device.type == "cuda"
+            with strict_fp32(on_gpu), cudnn_deterministic(on_gpu):
+                for s in starts:
+                    chunk = imgs[s:s + int(batch_size)]
+                    out[s:s + chunk.shape[0]] = self._module(chunk).cpu().numpy()
                 if bar is not None:
                     bar.update(chunk.shape[0])
         finally:

@@ -1,0 +1,473 @@
+"""GPU measurement suite of maskpro-eval (issue #4). One subcommand per topic; each writes a JSON.
+
+    python benchmarks/gpu_suite.py env        --out env.json
+    python benchmarks/gpu_suite.py make-models --out DIR            # random DDPM CIFAR-10: dense + magnitude 2:4
+    python benchmarks/gpu_suite.py precision  --model DIR/dense --out precision.json
+    python benchmarks/gpu_suite.py anchor     --model DIR/dense --n 1024 --out anchor.json
+    python benchmarks/gpu_suite.py reference  --model DIR/dense --seed 1 --n 10000 --weights W --npz ref.npz --out ref.json
+    python benchmarks/gpu_suite.py stdpath    --model DIR/dense --n 10240 --weights W --store S --out std.json
+    python benchmarks/gpu_suite.py fidelity   --model DIR/dense --store S --fast-features F.npy --ref ref.npz --out fid.json
+
+The timed 50k fast run is ``python -m maskpro_eval.distributed`` (see run_gpu_suite.sh). Everything runs on the
+CPU too (``--device cpu --tiny``), which is how the scripts are tested before any device time is spent.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from maskpro_eval.gpu.timing import (capture_cuda_graph, device_info, strict_fp32, synchronize,  # noqa: E402
+                                     time_callable)
+
+
+def _dev(args):
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _write(path, obj):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=1, default=str))
+    print(f"wrote {path}", flush=True)
+
+
+def _tiny_unet():
+    from diffusers import UNet2DModel
+    torch.manual_seed(0)
+    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(16, 32), norm_num_groups=4, attention_head_dim=None,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+
+
+def _load(path):
+    from maskpro_eval.loading import load_checkpoint
+    loaded = load_checkpoint(Path(path))
+    sched = None if loaded.scheduler is None else dict(loaded.scheduler.config)
+    return loaded.unet.eval(), sched
+
+
+# ----------------------------------------------------------------------------------------------- env
+def cmd_env(args):
+    from maskpro_eval.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.gpu.flops import DATASHEET_BF16_DENSE_TFLOPS, unet_flops_per_image_step
+    dev = _dev(args)
+    info = device_info()
+    res = {"device_info": info, "flops": unet_flops_per_image_step(build_ddpm_cifar10_unet().eval())}
+    if dev == "cuda":
+        n = args.matmul_n
+        a = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(n, n, device=dev, dtype=torch.bfloat16)
+        t = time_callable(lambda: a @ b, warmup=5, rounds=30, device=dev)
+        res["bf16_matmul"] = {"n": n, "median_ms": t.median_s * 1e3, "tflops": 2 * n ** 3 / t.median_s / 1e12}
+        a32, b32 = a.float(), b.float()
+        with strict_fp32():
+            t = time_callable(lambda: a32 @ b32, warmup=3, rounds=10, device=dev)
+        res["fp32_matmul_strict"] = {"n": n, "median_ms": t.median_s * 1e3, "tflops": 2 * n ** 3 / t.median_s / 1e12}
+        x = torch.empty(2 ** 28, dtype=torch.float32, device=dev).uniform_()  # 1 GiB
+        y = torch.empty_like(x)
+        t = time_callable(lambda: y.copy_(x), warmup=3, rounds=20, device=dev)
+        res["copy_bandwidth_gbs"] = 2 * x.numel() * 4 / t.median_s / 1e9
+        name = info.get("device", "")
+        res["datasheet_bf16_tflops"] = next((v for k, v in DATASHEET_BF16_DENSE_TFLOPS.items() if k in name), None)
+    _write(args.out, res)
+
+
+# --------------------------------------------------------------------------------------- make-models
+def cmd_make_models(args):
+    from diffusers import DDPMPipeline, DDPMScheduler
+
+    from maskpro_eval.architecture import (DDPM_CIFAR10_SCHEDULER_CONFIG, DEFAULT_EXCLUDE_LAYERS,
+                                           build_ddpm_cifar10_unet, layer_is_excluded)
+    from maskpro_eval.nm import is_groupable, magnitude_nm_mask
+    torch.manual_seed(args.seed)
+    unet = _tiny_unet() if args.tiny else build_ddpm_cifar10_unet().eval()
+    out = Path(args.out)
+    sched = DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG)
+    DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(out / "dense", safe_serialization=True)
+    pruned = copy.deepcopy(unet)
+    count = 0
+    with torch.no_grad():
+        for name, mod in pruned.named_modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) and not layer_is_excluded(
+                    name, DEFAULT_EXCLUDE_LAYERS) and is_groupable(mod.weight.shape, 4):
+                mod.weight.mul_(magnitude_nm_mask(mod.weight, 2, 4))
+                count += 1
+    DDPMPipeline(unet=pruned, scheduler=sched).save_pretrained(out / "magnitude_2of4", safe_serialization=True)
+    print(f"saved dense and magnitude_2of4 ({count} layers pruned 2:4) under {out}", flush=True)
+
+
+# ----------------------------------------------------------------------------------------- precision
+def cmd_precision(args):
+    """UNet forward img-steps/s at one batch in every precision/compile mode (same random input)."""
+    from maskpro_eval.gpu.bench import prepare_unet
+    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    dev = _dev(args)
+    unet, _ = _load(args.model) if args.model else (_tiny_unet(), None)
+    flops = unet_flops_per_image_step(unet)["flops"]
+    b = args.batch
+    g = torch.Generator().manual_seed(0)
+    x32 = torch.randn(b, 3, 32, 32, generator=g).to(dev)
+    t = torch.full((b,), 500, device=dev)
+    rows = []
+
+    def measure(label, fwd, x, ctx=None, graph=False, rounds=None):
+        import contextlib
+        ctx = ctx or contextlib.nullcontext()
+        with torch.inference_mode(), ctx:
+            t0 = time.perf_counter()
+            fwd(x, t)
+            synchronize()
+            first = time.perf_counter() - t0
+            fn = (lambda: fwd(x, t))
+            if graph and dev == "cuda":
+                gr, _ = capture_cuda_graph(fn)
+                fn = gr.replay
+            r = time_callable(fn, warmup=3, rounds=rounds or args.rounds, device=dev)
+        row = {"mode": label, "batch": b, "median_ms": r.median_s * 1e3, "img_steps_per_s": b / r.median_s,
+               "tflops": flops * b / r.median_s / 1e12, "first_call_s": first}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    import warnings
+    info = device_info()
+    modes = [m for m in args.modes.split(",") if m]
+    for mode in modes:
+        try:
+            torch._dynamo.reset()
+            if mode == "fp32-strict":
+                m, f = prepare_unet(unet, dev, "float32")
+                measure(mode, f, x32, ctx=strict_fp32(), rounds=max(3, args.rounds // 3))
+            elif mode == "fp32-default":
+                m, f = prepare_unet(unet, dev, "float32")
+                measure(mode, f, x32, rounds=max(3, args.rounds // 3))
+            elif mode == "tf32":
+                m, f = prepare_unet(unet, dev, "float32")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+                try:
+                    measure(mode, f, x32)
+                finally:
+                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+            elif mode == "bf16-autocast":
+                m, f = prepare_unet(unet, dev, "float32")
+                measure(mode, f, x32, ctx=torch.autocast(dev, dtype=torch.bfloat16))
+            elif mode == "bf16":
+                m, f = prepare_unet(unet, dev, "bfloat16")
+                measure(mode, f, x32.bfloat16())
+            elif mode == "bf16-graph":
+                m, f = prepare_unet(unet, dev, "bfloat16")
+                measure(mode, f, x32.bfloat16(), graph=True)
+            elif mode == "bf16-channels-last":
+                m, f = prepare_unet(unet, dev, "bfloat16")
+                m.to(memory_format=torch.channels_last)
+                measure(mode, f, x32.bfloat16().contiguous(memory_format=torch.channels_last))
+            elif mode.startswith("bf16-compile"):
+                # bf16-compile, bf16-compile-freezing, bf16-compile-graph
+                import torch._inductor.config as icfg
+                old_freezing = icfg.freezing
+                icfg.freezing = "freezing" in mode
+                try:
+                    m, f = prepare_unet(unet, dev, "bfloat16", compile=True)
+                    measure(mode, f, x32.bfloat16(), graph="graph" in mode)
+                finally:
+                    icfg.freezing = old_freezing
+            else:
+                raise ValueError(mode)
+        except Exception as exc:  # noqa: BLE001 - record and go on: one failed mode must not lose the others
+            rows.append({"mode": mode, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            print(rows[-1], flush=True)
+        finally:
+            if dev == "cuda":
+                torch.cuda.empty_cache()
+            # written after every mode: a step stopped by its time limit keeps what it measured
+            _write(args.out, {"device_info": info, "flops_per_image_step": flops, "rows": rows})
+
+
+# -------------------------------------------------------------------------------------------- anchor
+def cmd_anchor(args):
+    """diffusers DDIMPipeline with fp32 defaults (the protocol as published), img/s on a subset."""
+    from diffusers import DDIMPipeline, DDIMScheduler
+
+    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    dev = _dev(args)
+    unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
+    sched = DDIMScheduler.from_config(sched_cfg or DDPM_CIFAR10_SCHEDULER_CONFIG)
+    pipe = DDIMPipeline(unet=unet, scheduler=sched).to(dev)
+    pipe.set_progress_bar_config(disable=True)
+    pipe(batch_size=2, num_inference_steps=2, output_type="np")  # warm-up (cuDNN handles, allocator)
+    synchronize()
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    times = []
+    done = 0
+    while done < args.n:
+        bs = min(args.batch, args.n - done)
+        t0 = time.perf_counter()
+        pipe(batch_size=bs, num_inference_steps=args.steps, generator=gen, output_type="np")
+        synchronize()
+        times.append(time.perf_counter() - t0)
+        done += bs
+        print(f"anchor: {done}/{args.n} ({done / sum(times):.2f} img/s)", flush=True)
+    ips = done / sum(times)
+    _write(args.out, {"what": "diffusers DDIMPipeline fp32 defaults (output_type=np)", "device_info": device_info(),
+                      "n": done, "batch": args.batch, "steps": args.steps, "seconds": sum(times),
+                      "images_per_s": ips, "img_steps_per_s": ips * args.steps,
+                      "extrapolated_50k_minutes": 50_000 / ips / 60,
+                      "note": f"measured on {done} samples, extrapolated linearly to 50,000"})
+
+
+# ----------------------------------------------------------------------------------------- reference
+def cmd_reference(args):
+    """Reference statistics: the fast path (bf16) on seed ``--seed``; plus a TF32-vs-strict feature check."""
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.gpu.features import (GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch,
+                                           sample_and_extract)
+    dev = _dev(args)
+    unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
+    t0 = time.perf_counter()
+    sampler = FastDDIMSampler(unet, scheduler_config=sched_cfg, steps=args.steps, seed=args.seed,
+                              batch_size=args.batch, dtype=args.dtype, compile=args.compile and dev == "cuda",
+                              device=dev)
+    ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch, strict_fp32=True)
+    warm = sampler.warmup() if dev == "cuda" else 0.0
+    res = sample_and_extract(sampler, ext, args.n, keep_images=args.tf32_check > 0)
+    feats = res["features"]
+    mu, sigma = feature_statistics_torch(feats)
+    np.savez(args.npz, mu=mu.cpu().numpy(), sigma=sigma.cpu().numpy(), n=args.n,
+             what=f"fast path {args.dtype} samples 0..{args.n - 1}, seed {args.seed}, random-weight model {args.model}")
+    out = {"n": args.n, "seed": args.seed, "sampler": sampler.protocol(), "warmup_s": warm,
+           "sampling_gpu_s": res["sampling_s"], "features_gpu_s": res["features_s"],
+           "features_img_per_s_strict_fp32": args.n / res["features_s"], "wall_s": time.perf_counter() - t0,
+           "features_protocol": ext.protocol}
+    if args.tf32_check > 0:
+        k = min(args.tf32_check, args.n)
+        imgs = res["images"][:k]
+        ext_tf32 = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch, strict_fp32=False)
+        strict = feats[:k]
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            ext_tf32(imgs[:8].to(dev))
+            synchronize()
+            t1 = time.perf_counter()
+            f_tf32 = ext_tf32(imgs.to(dev))
+            synchronize()
+            t_tf32 = time.perf_counter() - t1
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        synchronize()
+        t1 = time.perf_counter()
+        f_strict2 = ext(imgs.to(dev))
+        synchronize()
+        t_strict = time.perf_counter() - t1
+        rel = float((f_tf32.double() - strict.double()).norm() / strict.double().norm())
+        repro = float((f_strict2.double() - strict.double()).abs().max())
+        fid_s = frechet_distance_torch(*feature_statistics_torch(strict), mu, sigma)
+        fid_t = frechet_distance_torch(*feature_statistics_torch(f_tf32), mu, sigma)
+        out["tf32_check"] = {"n": k, "img_per_s_tf32": k / t_tf32, "img_per_s_strict": k / t_strict,
+                             "feature_rel_diff_tf32_vs_strict": rel, "strict_rerun_max_abs_diff": repro,
+                             "fid_vs_ref_strict": fid_s, "fid_vs_ref_tf32": fid_t,
+                             "fid_rel_diff": abs(fid_t - fid_s) / abs(fid_s)}
+    _write(args.out, out)
+
+
+# ------------------------------------------------------------------------------------------- stdpath
+def cmd_stdpath(args):
+    """Issue #3 item 8: the standard (fp32, correct-first) full-tier path - QualityEvaluator's own calls:
+    sampling.generate_to_store (fp32, batch 256, resumable chunks) then InceptionFeatureExtractor.features."""
+    from maskpro_eval.inception import InceptionFeatureExtractor
+    from maskpro_eval.sampling import SamplingConfig, generate_to_store, model_fingerprint
+    dev = _dev(args)
+    unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
+    unet.to(dev)
+    cfg = SamplingConfig(sampler="ddim", num_inference_steps=args.steps, eta=0.0, seed=args.seed,
+                         batch_size=args.batch, dtype="float32", device=dev)
+    store_dir = Path(args.store)
+    before = sum(1 for _ in store_dir.glob("samples_*.npz")) if store_dir.is_dir() else 0
+    t0 = time.perf_counter()
+    store = generate_to_store(unet, cfg, store_dir, args.n, scheduler_config=sched_cfg,
+                              model_id={"fingerprint": model_fingerprint(unet)}, chunk_size=args.chunk,
+                              progress=False)
+    synchronize()
+    t_gen = time.perf_counter() - t0
+    after_chunks = sum(1 for _ in store_dir.glob("samples_*.npz"))
+    made = min(args.n, after_chunks * args.chunk) - min(args.n, before * args.chunk)
+    out = {"what": "standard full-tier path: sampling.generate_to_store fp32 (PyTorch default TF32 flags) + "
+                   "InceptionFeatureExtractor.features (fp32, batch 64)",
+           "device_info": device_info(), "n_requested": args.n, "batch": args.batch, "chunk": args.chunk,
+           "steps": args.steps, "samples_made_this_call": made, "sampling_s_this_call": t_gen,
+           "sampling_img_per_s": made / t_gen if made else None,
+           "complete": store.is_complete(args.n)}
+    if args.features and store.is_complete(args.n):
+        images = store.load(args.n)
+        ext = InceptionFeatureExtractor(args.weights, device=dev)
+        ext.features(images[:64], batch_size=64)  # warm-up
+        synchronize()
+        t1 = time.perf_counter()
+        feats = ext.features(images, batch_size=64)
+        synchronize()
+        t_feat = time.perf_counter() - t1
+        np.save(args.features, feats)
+        out.update({"features_s": t_feat, "features_img_per_s": len(images) / t_feat, "features_file": args.features})
+    _write(args.out, out)
+
+
+# ------------------------------------------------------------------------------------------ fidelity
+def cmd_fidelity(args):
+    """bf16 fast path vs fp32 standard path on the same seeds: FID (N and subsets), spread, pixels."""
+    from maskpro_eval.fid import feature_statistics, frechet_distance
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.sample_store import SampleStore
+    dev = _dev(args)
+    ref = np.load(args.ref)
+    mu_r, sig_r = ref["mu"], ref["sigma"]
+    f32 = np.load(args.std_features)
+    fbf = np.load(args.fast_features, mmap_mode="r")
+    n = len(f32)
+    fbf_same = np.asarray(fbf[:n])
+
+    from maskpro_eval.gpu.features import feature_statistics_torch, frechet_distance_torch
+    mu_rt = torch.as_tensor(mu_r, device=dev)
+    sig_rt = torch.as_tensor(sig_r, device=dev)
+
+    def fid(f):  # float64 on the device (the GPU route; equal to fid.frechet_distance to ~1e-9 relative)
+        mu, s = feature_statistics_torch(torch.as_tensor(np.asarray(f), device=dev))
+        return frechet_distance_torch(mu, s, mu_rt, sig_rt)
+
+    mu0, s0 = feature_statistics(f32)
+    check = {"numpy_fid_fp32": frechet_distance(mu0, s0, mu_r, sig_r)}
+    out = {"n_same_seeds": n, "reference": str(ref["what"]) if "what" in ref else args.ref,
+           "fid_fp32_standard": fid(f32), "fid_bf16_fast": fid(fbf_same)}
+    out["fid_abs_diff"] = abs(out["fid_fp32_standard"] - out["fid_bf16_fast"])
+    out["numpy_cpu_fid_fp32"] = check["numpy_fid_fp32"]
+    out["gpu_vs_numpy_rel_diff"] = abs(check["numpy_fid_fp32"] - out["fid_fp32_standard"]) / abs(check["numpy_fid_fp32"])
+    k = args.subset
+    subs = []
+    for s in range(0, n - k + 1, k):
+        a, b = fid(f32[s:s + k]), fid(fbf_same[s:s + k])
+        subs.append({"samples": [s, s + k - 1], "fid_fp32": a, "fid_bf16": b, "diff": b - a})
+    f32_vals = [r["fid_fp32"] for r in subs]
+    out["subsets"] = subs
+    out["subset_n"] = k
+    out["fp32_spread_std_over_subsets"] = float(np.std(f32_vals, ddof=1)) if len(f32_vals) > 1 else None
+    out["max_abs_subset_diff"] = max(abs(r["diff"]) for r in subs) if subs else None
+    # symmetric view (no reference bias: the reference above was made by the bf16 path): FID between
+    # halves of the same-seed sets, within and across precisions
+    h = n // 2
+    f32_t = torch.as_tensor(f32, device=dev)
+    fbf_t = torch.as_tensor(fbf_same, device=dev)
+
+    def fid2(a, b):
+        return frechet_distance_torch(*feature_statistics_torch(a), *feature_statistics_torch(b))
+
+    out["halves"] = {"n_each": h, "fp32_vs_fp32": fid2(f32_t[:h], f32_t[h:]),
+                     "bf16_vs_bf16": fid2(fbf_t[:h], fbf_t[h:]),
+                     "fp32_first_vs_bf16_second": fid2(f32_t[:h], fbf_t[h:]),
+                     "bf16_first_vs_fp32_second": fid2(fbf_t[:h], f32_t[h:]),
+                     "fp32_vs_bf16_same_seeds": fid2(f32_t[:h], fbf_t[:h])}
+    big = []
+    for s in range(n, len(fbf) - n + 1, n):
+        big.append(fid(np.asarray(fbf[s:s + n])))
+    out["bf16_disjoint_sets_of_n"] = big
+    out["bf16_spread_std_at_n"] = float(np.std(big + [out["fid_bf16_fast"]], ddof=1)) if big else None
+    # pixels: fast bf16 vs the fp32 store, and fast fp32 vs the fp32 store (same batch size) on the GPU
+    unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
+    from maskpro_eval.sample_store import _STORE_FILE
+    header = json.loads((Path(args.store) / _STORE_FILE).read_text())
+    store = SampleStore(args.store, metadata=header["metadata"])
+    std_imgs = store.load(n)[:args.pixels]
+    px = {}
+    for label, kw in (("bf16_fast_b1024", dict(dtype="bfloat16", batch_size=1024)),
+                      ("fp32_fast_b256_same_batching", dict(dtype="float32", batch_size=args.std_batch,
+                                                             pad_last_batch=False))):
+        s = FastDDIMSampler(unet, scheduler_config=sched_cfg, steps=args.steps, seed=args.seed, device=dev, **kw)
+        imgs = s.images(args.pixels)
+        d = np.abs(imgs.astype(np.int16) - std_imgs.astype(np.int16))
+        px[label] = {"n": args.pixels, "identical_fraction": float((d == 0).mean()), "mean_abs_diff": float(d.mean()),
+                     "max_abs_diff": int(d.max()), "images_identical": int((d.reshape(len(d), -1).max(1) == 0).sum())}
+        print(label, px[label], flush=True)
+    out["pixels_vs_fp32_standard"] = px
+    _write(args.out, out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp):
+        sp.add_argument("--device", default=None)
+        sp.add_argument("--out", required=True)
+        return sp
+
+    sp = common(sub.add_parser("env"))
+    sp.add_argument("--matmul-n", type=int, default=8192)
+    sp = sub.add_parser("make-models")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--tiny", action="store_true")
+    sp = common(sub.add_parser("precision"))
+    sp.add_argument("--model")
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--rounds", type=int, default=10)
+    sp.add_argument("--modes", default="fp32-strict,fp32-default,tf32,bf16-autocast,bf16,bf16-graph,"
+                                       "bf16-channels-last,bf16-compile,bf16-compile-graph,bf16-compile-freezing")
+    sp = common(sub.add_parser("anchor"))
+    sp.add_argument("--model")
+    sp.add_argument("--n", type=int, default=1024)
+    sp.add_argument("--batch", type=int, default=128)
+    sp.add_argument("--steps", type=int, default=100)
+    sp = common(sub.add_parser("reference"))
+    sp.add_argument("--model")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--n", type=int, default=10_000)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--dtype", default="bfloat16")
+    sp.add_argument("--compile", action="store_true")
+    sp.add_argument("--weights", default=None)
+    sp.add_argument("--feature-batch", type=int, default=500)
+    sp.add_argument("--npz", required=True)
+    sp.add_argument("--tf32-check", type=int, default=2048)
+    sp = common(sub.add_parser("stdpath"))
+    sp.add_argument("--model")
+    sp.add_argument("--n", type=int, default=10_240)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--batch", type=int, default=256)
+    sp.add_argument("--chunk", type=int, default=1024)
+    sp.add_argument("--store", required=True)
+    sp.add_argument("--weights", default=None)
+    sp.add_argument("--features", default=None, help="compute features when the store is complete, save .npy here")
+    sp = common(sub.add_parser("fidelity"))
+    sp.add_argument("--model")
+    sp.add_argument("--store", required=True)
+    sp.add_argument("--std-features", required=True)
+    sp.add_argument("--fast-features", required=True)
+    sp.add_argument("--ref", required=True)
+    sp.add_argument("--subset", type=int, default=2048)
+    sp.add_argument("--pixels", type=int, default=1024)
+    sp.add_argument("--std-batch", type=int, default=256)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--steps", type=int, default=100)
+    args = p.parse_args(argv)
+    {"env": cmd_env, "make-models": cmd_make_models, "precision": cmd_precision, "anchor": cmd_anchor,
+     "reference": cmd_reference, "stdpath": cmd_stdpath, "fidelity": cmd_fidelity}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

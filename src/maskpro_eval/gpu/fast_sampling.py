@@ -1,0 +1,363 @@
+"""Fast, faithful DDIM (eta 0) sampling for the full tier: bf16 (fp32 option), large batches,
+optional ``torch.compile`` and CUDA graphs, same per-sample noise rule as :mod:`maskpro_eval.sampling`.
+
+Faithfulness
+------------
+* Noise: sample ``i``'s ``x_T`` is :func:`maskpro_eval.sampling.sample_noise` (one CPU generator per
+  sample, ``noise_seed(seed, i)``), exactly as the standard path. DDIM with eta 0 draws nothing else,
+  so the samples are a deterministic function of ``x_T``: which batch, process or GPU makes a sample
+  does not change its noise.
+* Scheduler: the per-step coefficients are computed from the same ``DDIMScheduler`` object
+  (:func:`maskpro_eval.sampling.make_scheduler`) with the same float32 0-dim tensor arithmetic as
+  ``DDIMScheduler.step``, and the update is applied with the same operand order. On the CPU in float32
+  the fast path is bit-identical to :func:`maskpro_eval.sampling.generate` (tested).
+* The UNet runs in bf16 (weights cast; ``autocast=True`` keeps fp32 weights under ``torch.autocast``)
+  or fp32; its output is upcast, and the DDIM update and the uint8 quantisation
+  ``(x*127.5+128).clamp(0,255)`` run eagerly in float32 (never compiled: a fused multiply-add would
+  round differently).
+* A last, partial batch is padded to the full batch (``pad_last_batch``, default on CUDA) so every
+  UNet call has one shape: one compiled graph, one CUDA graph, and kernels chosen per shape are the same
+  for every sample.
+
+Only DDIM with eta 0 is supported (the published protocol); anything else raises with the fix (use
+:func:`maskpro_eval.sampling.generate`).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import MaskProEvalError
+from ..sampling import (DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, _model_output, _unet_info, make_scheduler,
+                        sample_noise)
+
+__all__ = ["FastSamplingConfig", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8"]
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+
+
+class FastSamplingError(MaskProEvalError, ValueError):
+    """A request the fast path cannot serve faithfully."""
+
+
+@dataclass
+class FastSamplingConfig:
+    """How the fast path runs (none of these change which noise a sample gets).
+
+    Attributes:
+        steps: DDIM steps (100: the published protocol).
+        seed: run seed (sample ``i``'s noise depends only on ``(seed, i)``).
+        batch_size: images per UNet call (large: 512-2048 fill an H100).
+        dtype: UNet compute dtype: ``"bfloat16"`` (default) or ``"float32"``.
+        autocast: bf16 via ``torch.autocast`` with fp32 weights instead of casting the weights.
+        compile: ``torch.compile`` the UNet (``compile_mode``: None = default mode).
+        cuda_graph: capture the UNet call in a CUDA graph (static buffers) and replay it.
+        channels_last: run the UNet in channels-last memory format.
+        pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
+        allow_tf32: set TF32 for fp32 matmuls/convs during sampling (None: leave PyTorch's flags).
+        device: where the UNet runs (None: CUDA if available, else the UNet's device).
+    """
+
+    steps: int = DEFAULT_DDIM_STEPS
+    seed: int = 0
+    batch_size: int = 1024
+    dtype: str = "bfloat16"
+    autocast: bool = False
+    compile: bool = False
+    compile_mode: str | None = None
+    cuda_graph: bool = False
+    channels_last: bool = False
+    pad_last_batch: bool | None = None
+    allow_tf32: bool | None = None
+    device: str | None = None
+
+    def __post_init__(self):
+        if str(self.dtype) not in _DTYPES:
+            raise FastSamplingError(f"dtype {self.dtype!r}; expected one of {sorted(_DTYPES)}")
+        self.dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(self.dtype, self.dtype)
+        if int(self.steps) <= 0 or int(self.batch_size) <= 0 or int(self.seed) < 0:
+            raise FastSamplingError(f"steps, batch_size must be > 0 and seed >= 0; got steps={self.steps}, "
+                                    f"batch_size={self.batch_size}, seed={self.seed}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ddim_coefficients(scheduler) -> list[dict]:
+    """Per-step coefficients of ``DDIMScheduler.step`` (eta 0) as float32 0-dim CPU tensors.
+
+    Computed with exactly the expressions of diffusers' ``DDIMScheduler.step`` so that applying them
+    in the same order reproduces its result bit for bit.
+    """
+    cfg = scheduler.config
+    if getattr(cfg, "thresholding", False):
+        raise FastSamplingError("the scheduler uses dynamic thresholding; the fast path implements clip_sample "
+                                "only. Fix: use maskpro_eval.sampling.generate")
+    n_train = int(cfg.num_train_timesteps)
+    n_inf = int(scheduler.num_inference_steps)
+    out = []
+    for t in scheduler.timesteps:
+        timestep = t
+        prev_timestep = timestep - n_train // n_inf
+        alpha_prod_t = scheduler.alphas_cumprod[timestep]
+        alpha_prod_t_prev = (scheduler.alphas_cumprod[prev_timestep] if prev_timestep >= 0
+                             else scheduler.final_alpha_cumprod)
+        beta_prod_t = 1 - alpha_prod_t
+        variance = scheduler._get_variance(timestep, prev_timestep)
+        std_dev_t = 0.0 * variance ** (0.5)
+        out.append({
+            "t": int(timestep),
+            "sqrt_beta": beta_prod_t ** (0.5),
+            "sqrt_alpha": alpha_prod_t ** (0.5),
+            "sqrt_alpha_prev": alpha_prod_t_prev ** (0.5),
+            "dir": (1 - alpha_prod_t_prev - std_dev_t ** 2) ** (0.5),
+        })
+    return out
+
+
+def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """``(x*127.5+128).clamp(0,255).to(uint8)`` in float32 on x's device (NaN -> 0), NCHW kept.
+
+    The same operations as :func:`maskpro_eval.images.to_uint8`, eagerly, so GPU and CPU agree exactly.
+    """
+    t = torch.nan_to_num(x.float(), nan=-1.0)
+    return (t * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+class FastDDIMSampler:
+    """DDIM eta-0 sampler for a ``UNet2DModel`` (or any module with ``.config`` and ``(x, t)`` forward).
+
+    ``sampler.images(seed, count)`` -> uint8 ``N x H x W x C`` numpy (like ``sampling.generate``);
+    ``sampler.iter_batches(indices)`` yields ``(batch_indices, uint8 NCHW tensor on the device)`` for
+    streaming consumers (GPU feature extraction). The model given is not modified (a copy is made when
+    a dtype cast, compile or channels-last is asked for).
+    """
+
+    def __init__(self, unet, config: FastSamplingConfig | None = None, scheduler_config=None, **kwargs):
+        self.config = cfg = replace_config(config, kwargs)
+        p_device, p_dtype, shape = _unet_info(unet)
+        self.shape = shape
+        if cfg.device is not None:
+            device = torch.device(cfg.device)
+        else:
+            device = torch.device("cuda") if torch.cuda.is_available() else p_device
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
+        self.dtype = _DTYPES[cfg.dtype]
+        if self.dtype != torch.float32 and device.type == "cpu" and not cfg.autocast:
+            pass  # bf16 weights on the CPU work (slowly); allowed for tests
+        self.pad_last_batch = (device.type == "cuda") if cfg.pad_last_batch is None else bool(cfg.pad_last_batch)
+        self.scheduler = make_scheduler("ddim", scheduler_config, int(cfg.steps))
+        self.coefs = ddim_coefficients(self.scheduler)
+        self.prediction_type = self.scheduler.config.prediction_type
+        if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
+            raise FastSamplingError(f"prediction_type {self.prediction_type!r} unsupported")
+        self.clip = bool(self.scheduler.config.clip_sample)
+        self.clip_range = float(self.scheduler.config.clip_sample_range)
+
+        needs_copy = (device != p_device or (self.dtype != p_dtype and not cfg.autocast) or cfg.compile
+                      or cfg.channels_last)
+        model = copy.deepcopy(unet) if needs_copy else unet
+        model = model.to(device)
+        if not cfg.autocast and self.dtype != p_dtype:
+            import logging
+            dl = logging.getLogger("diffusers")
+            level = dl.level
+            dl.setLevel(logging.ERROR)  # diffusers' advice about .to(dtype) does not apply to UNet2DModel
+            try:
+                model = model.to(self.dtype)
+            finally:
+                dl.setLevel(level)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.eval().requires_grad_(False)
+        self.model = model
+        self.in_dtype = torch.float32 if cfg.autocast else self.dtype
+        self._fwd = self._make_forward()
+        self._graph = None
+        self.compile_seconds: float | None = None
+        self.stats = {"unet_calls": 0, "images": 0, "padded_images": 0}
+
+    # ------------------------------------------------------------------ model call
+    def _make_forward(self):
+        model, cfg = self.model, self.config
+
+        def fwd(x, t):
+            return _model_output(model(x, t, return_dict=False))
+
+        if cfg.compile:
+            fwd = torch.compile(fwd, mode=cfg.compile_mode, dynamic=False)
+        return fwd
+
+    def _autocast(self):
+        import contextlib
+        if self.config.autocast and self.dtype != torch.float32:
+            return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return contextlib.nullcontext()
+
+    def _tf32(self):
+        import contextlib
+        import warnings
+        if self.config.allow_tf32 is None or self.device.type != "cuda":
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def ctx():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.config.allow_tf32)
+            try:
+                yield
+            finally:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+        return ctx()
+
+    def _prep_input(self, x: torch.Tensor) -> torch.Tensor:
+        x_in = x if self.in_dtype == torch.float32 else x.to(self.in_dtype)
+        if self.config.channels_last:
+            x_in = x_in.contiguous(memory_format=torch.channels_last)
+        return x_in
+
+    def _timestep_tensor(self, t: int, batch: int) -> torch.Tensor:
+        key = (t, batch)
+        cache = self.__dict__.setdefault("_tcache", {})
+        if key not in cache:
+            cache[key] = torch.full((batch,), t, dtype=torch.long, device=self.device)
+        return cache[key]
+
+    def _call_unet(self, x_in: torch.Tensor, t: int) -> torch.Tensor:
+        b = x_in.shape[0]
+        self.stats["unet_calls"] += 1
+        if self.config.cuda_graph and self.device.type == "cuda":
+            return self._call_graph(x_in, t)
+        if b == 1:
+            # batch-1 calls take other kernels than batched ones (sampling.generate does the same)
+            return self._fwd(torch.cat([x_in, x_in]), self._timestep_tensor(t, 2))[:1]
+        return self._fwd(x_in, self._timestep_tensor(t, b))
+
+    def _call_graph(self, x_in: torch.Tensor, t: int) -> torch.Tensor:
+        b = x_in.shape[0]
+        if self._graph is None or self._graph[0] != b:
+            from .timing import capture_cuda_graph
+            static_x = torch.zeros_like(x_in)
+            static_t = torch.full((b,), int(self.coefs[0]["t"]), dtype=torch.long, device=self.device)
+            static_x.copy_(x_in)
+
+            def run():
+                return self._fwd(static_x, static_t)
+
+            with torch.inference_mode(), self._autocast():
+                graph, out = capture_cuda_graph(run, warmup=3)
+            self._graph = (b, graph, static_x, static_t, out)
+        _, graph, static_x, static_t, out = self._graph
+        static_x.copy_(x_in)
+        static_t.fill_(int(t))
+        graph.replay()
+        return out
+
+    # ------------------------------------------------------------------ DDIM
+    def _step(self, eps: torch.Tensor, k: int, x: torch.Tensor) -> torch.Tensor:
+        c = self.coefs[k]
+        if self.prediction_type == "epsilon":
+            x0 = (x - c["sqrt_beta"] * eps) / c["sqrt_alpha"]
+            pred_eps = eps
+        elif self.prediction_type == "sample":
+            x0 = eps
+            pred_eps = (x - c["sqrt_alpha"] * x0) / c["sqrt_beta"]
+        else:  # v_prediction
+            x0 = c["sqrt_alpha"] * x - c["sqrt_beta"] * eps
+            pred_eps = c["sqrt_alpha"] * eps + c["sqrt_beta"] * x
+        if self.clip:
+            x0 = x0.clamp(-self.clip_range, self.clip_range)
+        direction = c["dir"] * pred_eps
+        return c["sqrt_alpha_prev"] * x0 + direction
+
+    def denoise(self, x_T: torch.Tensor) -> torch.Tensor:
+        """x_T (float32, on the device) -> x_0 (float32): all DDIM steps."""
+        x = x_T
+        with torch.inference_mode(), self._autocast(), self._tf32():
+            for k, c in enumerate(self.coefs):
+                eps = self._call_unet(self._prep_input(x), c["t"])
+                eps = eps.float()
+                if self.config.channels_last:
+                    eps = eps.contiguous()
+                x = self._step(eps, k, x).float()
+        return x
+
+    def warmup(self, batch_size: int | None = None) -> float:
+        """Compile / capture at the run's batch shape on random input; returns the seconds it took."""
+        b = int(batch_size or self.config.batch_size)
+        t0 = time.perf_counter()
+        x = torch.randn((b, *self.shape), device=self.device, generator=None)
+        with torch.inference_mode(), self._autocast(), self._tf32():
+            for c in self.coefs[:2]:
+                self._call_unet(self._prep_input(x), c["t"])
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.compile_seconds = time.perf_counter() - t0
+        return self.compile_seconds
+
+    # ------------------------------------------------------------------ batches
+    def noise(self, indices: Sequence[int]) -> torch.Tensor:
+        """x_T of the given samples on the device (drawn on the CPU by the standard rule)."""
+        x = sample_noise(self.config.seed, list(indices), self.shape)
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device)
+
+    def iter_batches(self, indices: Sequence[int] | int, batch_size: int | None = None
+                     ) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield ``(batch_indices, uint8 N x C x H x W on the device)`` batch by batch (no host sync)."""
+        idx = list(range(indices)) if isinstance(indices, (int, np.integer)) else [int(i) for i in indices]
+        b = int(batch_size or self.config.batch_size)
+        for s in range(0, len(idx), b):
+            bidx = idx[s:s + b]
+            x = self.noise(bidx)
+            n = len(bidx)
+            if self.pad_last_batch and n < b:
+                pad = torch.zeros((b - n, *self.shape), dtype=x.dtype, device=x.device)
+                x = torch.cat([x, pad])
+                self.stats["padded_images"] += b - n
+            x0 = self.denoise(x)[:n]
+            self.stats["images"] += n
+            yield bidx, quantize_uint8(x0)
+
+    def images(self, count: int | None = None, *, start: int = 0, indices: Sequence[int] | None = None
+               ) -> np.ndarray:
+        """uint8 ``N x H x W x C`` samples (same layout and values as ``sampling.generate``)."""
+        if indices is None:
+            if count is None:
+                raise FastSamplingError("give count (with optional start) or indices")
+            indices = range(int(start), int(start) + int(count))
+        idx = list(indices)
+        out = np.empty((len(idx), self.shape[1], self.shape[2], self.shape[0]), dtype=np.uint8)
+        pos = 0
+        for bidx, u8 in self.iter_batches(idx):
+            out[pos:pos + len(bidx)] = u8.permute(0, 2, 3, 1).cpu().numpy()
+            pos += len(bidx)
+        return out
+
+    def protocol(self) -> dict:
+        return {"sampler": "ddim", "eta": 0.0, "steps": int(self.config.steps), "seed": int(self.config.seed),
+                "noise_rule": NOISE_RULE, "quantisation": QUANTISATION, "dtype": self.config.dtype,
+                "autocast": self.config.autocast, "compile": self.config.compile,
+                "compile_mode": self.config.compile_mode, "cuda_graph": self.config.cuda_graph,
+                "channels_last": self.config.channels_last, "batch_size": int(self.config.batch_size),
+                "pad_last_batch": self.pad_last_batch, "allow_tf32": self.config.allow_tf32,
+                "device": str(self.device)}
+
+
+def replace_config(config: FastSamplingConfig | None, overrides: dict) -> FastSamplingConfig:
+    base = asdict(config) if config is not None else {}
+    base.update(overrides)
+    return FastSamplingConfig(**base)

@@ -1,0 +1,139 @@
+"""Fast sampling path on the CPU: bit-identical to sampling.generate in fp32, same noise rule, quantisation
+identical to images.to_uint8, GPU-style FID statistics equal to the numpy ones, streaming features."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from maskpro_eval.fid import feature_statistics, frechet_distance
+from maskpro_eval.gpu.fast_sampling import FastDDIMSampler, FastSamplingError, ddim_coefficients, quantize_uint8
+from maskpro_eval.gpu.features import (PixelBlockFeatures, feature_statistics_torch, fid_from_features_torch,
+                                       sample_and_extract)
+from maskpro_eval.images import to_uint8
+from maskpro_eval.sampling import SamplingConfig, generate, make_scheduler
+
+from .builders import tiny_unet
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return tiny_unet()
+
+
+@pytest.fixture(scope="module")
+def reference(unet):
+    """The standard path's samples 0..6 (seed 3), batch 4 (one full batch and a partial one)."""
+    return generate(unet, SamplingConfig(num_inference_steps=STEPS, seed=3, batch_size=4), count=7, progress=False)
+
+
+@pytest.mark.parametrize("batch,pad", [(4, False), (3, False), (1, False), (4, True), (8, True)])
+def test_fp32_fast_path_equals_standard_path_bit_for_bit(unet, reference, batch, pad):
+    s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=batch, dtype="float32", device="cpu",
+                        pad_last_batch=pad)
+    out = s.images(7)
+    assert out.dtype == np.uint8 and out.shape == reference.shape
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_any_subset_of_indices_gives_the_same_samples(unet, reference):
+    s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=2, dtype="float32", device="cpu")
+    np.testing.assert_array_equal(s.images(indices=[6, 2, 5]), reference[[6, 2, 5]])
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
+def test_other_prediction_types_match_diffusers(unet, prediction_type):
+    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    cfg = {**DDPM_CIFAR10_SCHEDULER_CONFIG, "prediction_type": prediction_type}
+    ref = generate(unet, SamplingConfig(num_inference_steps=3, seed=1, batch_size=3), count=3,
+                   scheduler_config=cfg, progress=False)
+    out = FastDDIMSampler(unet, scheduler_config=cfg, steps=3, seed=1, batch_size=3, dtype="float32",
+                          device="cpu").images(3)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_thresholding_is_refused_with_the_fix(unet):
+    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    cfg = {**DDPM_CIFAR10_SCHEDULER_CONFIG, "thresholding": True}
+    with pytest.raises(FastSamplingError, match="sampling.generate"):
+        FastDDIMSampler(unet, scheduler_config=cfg, steps=3, device="cpu", dtype="float32")
+
+
+def test_coefficients_come_from_the_scheduler():
+    sched = make_scheduler("ddim", None, 10)
+    c = ddim_coefficients(sched)
+    assert [x["t"] for x in c] == [int(t) for t in sched.timesteps]
+    assert all(x["sqrt_alpha"].dtype == torch.float32 and x["sqrt_alpha"].ndim == 0 for x in c)
+    assert float(c[-1]["sqrt_alpha_prev"]) == 1.0  # set_alpha_to_one: the last step lands on x_0
+
+
+def test_bf16_is_close_but_not_required_identical(unet, reference):
+    """bf16 UNet: most pixels within a few uint8 levels of fp32 (the GPU check is FID, see benchmarks)."""
+    out = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, dtype="bfloat16", device="cpu").images(7)
+    d = np.abs(out.astype(int) - reference.astype(int))
+    assert d.mean() < 8, d.mean()
+
+
+def test_model_is_not_modified(unet):
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    FastDDIMSampler(unet, steps=2, dtype="bfloat16", device="cpu").images(2)
+    after = unet.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_quantize_uint8_equals_images_to_uint8():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(2, 3, 8, 8, generator=g) * 1.5,
+                   torch.tensor([-1.0, 1.0, 0.0, float("nan"), float("inf"), -float("inf"), 127.4 / 127.5 - 128 / 127.5,
+                                 0.5 / 127.5 - 128 / 127.5]).repeat(24).reshape(1, 3, 8, 8)])
+    np.testing.assert_array_equal(quantize_uint8(x).permute(0, 2, 3, 1).numpy(), to_uint8(x))
+
+
+def test_gpu_route_statistics_and_fid_equal_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 48)).astype(np.float32)
+    b = (rng.normal(size=(250, 48)) * 1.1 + 0.2).astype(np.float32)
+    mu_t, sig_t = feature_statistics_torch(torch.from_numpy(a))
+    mu, sig = feature_statistics(a)
+    np.testing.assert_allclose(mu_t.numpy(), mu, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(sig_t.numpy(), sig, rtol=1e-10, atol=1e-13)
+    mu_b, sig_b = feature_statistics(b)
+    ref = frechet_distance(mu, sig, mu_b, sig_b)
+    got = fid_from_features_torch(torch.from_numpy(a), mu_b, sig_b)
+    assert got == pytest.approx(ref, rel=1e-9)
+    assert mu_t.dtype == torch.float64 and sig_t.dtype == torch.float64
+
+
+def test_sample_and_extract_streams_features_in_index_order(unet, reference):
+    s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=3, dtype="float32", device="cpu")
+    ext = PixelBlockFeatures(16)
+    res = sample_and_extract(s, ext, [0, 1, 2, 3, 4, 5, 6], keep_images=True)
+    expected = ext(torch.from_numpy(reference).permute(0, 3, 1, 2))
+    assert torch.equal(res["features"], expected)
+    np.testing.assert_array_equal(res["images"].permute(0, 2, 3, 1).numpy(), reference)
+    assert res["sampling_s"] > 0 and res["features_s"] >= 0
+
+
+def test_gpu_inception_features_equal_the_standard_extractor_on_cpu():
+    from maskpro_eval.inception import InceptionFeatureExtractor, InceptionWeightsNotFoundError
+    try:
+        std = InceptionFeatureExtractor(device="cpu")
+    except InceptionWeightsNotFoundError as exc:
+        pytest.skip(str(exc))
+    from maskpro_eval.gpu.features import GPUInceptionFeatures
+    imgs = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    fast = GPUInceptionFeatures(std.weights_path, device="cpu", batch_size=2)
+    got = fast(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous())
+    np.testing.assert_array_equal(got.numpy(), std.features(imgs, batch_size=2))
+    with pytest.raises(Exception, match="uint8"):
+        fast(torch.zeros(1, 3, 32, 32))
