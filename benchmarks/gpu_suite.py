@@ -404,6 +404,254 @@ def cmd_fidelity(args):
     _write(args.out, out)
 
 
+# --------------------------------------------------------------------------------------------- sweep
+SWEEP_TOKENS = {
+    "compile": "torch.compile (default mode)",
+    "cdt": "inductor coordinate_descent_tuning",
+    "freeze": "inductor freezing (weights constant-folded)",
+    "bench": "cudnn.benchmark",
+    "cl": "channels-last UNet",
+    "graph": "CUDA graph around the UNet call",
+    "ma": "max-autotune-no-cudagraphs",
+}
+
+
+def sweep_config(variant: str, batch: int):
+    """``"compile+cdt+bench"`` -> FastSamplingConfig kwargs (bf16, DDIM 100)."""
+    toks = [t for t in variant.split("+") if t]
+    bad = [t for t in toks if t not in SWEEP_TOKENS]
+    if bad:
+        raise SystemExit(f"unknown sweep tokens {bad}; known: {sorted(SWEEP_TOKENS)}")
+    opts = {}
+    if "cdt" in toks:
+        opts["coordinate_descent_tuning"] = True
+    if "freeze" in toks:
+        opts["freezing"] = True
+    return dict(batch_size=batch, dtype="bfloat16", compile="compile" in toks,
+                compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
+                compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
+                cuda_graph="graph" in toks)
+
+
+def cmd_sweep(args):
+    """One fast-path configuration: compile time, UNet-call median (CUDA events) and one whole batch of
+    100 DDIM steps, in img-steps/s. One process per variant (inductor/cuDNN state does not leak)."""
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    dev = _dev(args)
+    unet, sched = _load(args.model) if args.model else (_tiny_unet(), None)
+    flops = unet_flops_per_image_step(unet)["flops"]
+    kw = sweep_config(args.variant, args.batch)
+    s = FastDDIMSampler(unet, scheduler_config=sched, steps=args.steps, device=dev, **kw)
+    compile_s = s.warmup()
+    x = s.noise(range(args.batch))
+    xin = s._prep_input(x)
+    t_mid = s.coefs[len(s.coefs) // 2]["t"]
+    with torch.inference_mode(), s._autocast(), s._tf32():
+        r = time_callable(lambda: s._call_unet(xin, t_mid), warmup=3, rounds=args.rounds, device=dev)
+    synchronize()
+    t0 = time.perf_counter()
+    s.denoise(x)
+    synchronize()
+    batch_s = time.perf_counter() - t0
+    row = {"variant": args.variant, "tokens": {t: SWEEP_TOKENS[t] for t in args.variant.split("+") if t},
+           "batch": args.batch, "compile_s": compile_s, "unet_median_ms": r.median_s * 1e3,
+           "unet_min_max_ms": [r.min_s * 1e3, max(r.times_s) * 1e3 if r.times_s else None],
+           "img_steps_per_s": args.batch / r.median_s, "tflops": flops * args.batch / r.median_s / 1e12,
+           "batch_100_steps_s": batch_s, "img_steps_per_s_whole_batch": args.batch * args.steps / batch_s,
+           "projected_50k_sampling_s": 50_000 * args.steps / (args.batch * args.steps / batch_s),
+           "device_info": device_info()}
+    print(json.dumps({k: v for k, v in row.items() if k != "device_info"}), flush=True)
+    _write(args.out, row)
+
+
+def cmd_profile(args):
+    """Where the GPU time of one compiled bf16 UNet call goes: kernels grouped by kind (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    dev = _dev(args)
+    unet, sched = _load(args.model) if args.model else (_tiny_unet(), None)
+    flops = unet_flops_per_image_step(unet)
+    s = FastDDIMSampler(unet, scheduler_config=sched, steps=args.steps, device=dev,
+                        **sweep_config(args.variant, args.batch))
+    s.warmup()
+    x = s._prep_input(s.noise(range(args.batch)))
+    t = s.coefs[len(s.coefs) // 2]["t"]
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
+    with torch.inference_mode(), s._autocast(), s._tf32():
+        for _ in range(2):
+            s._call_unet(x, t)
+        synchronize()
+        with profile(activities=acts) as prof:
+            for _ in range(args.calls):
+                s._call_unet(x, t)
+            synchronize()
+    kinds = {}
+    rows = []
+    attr = "device_time_total" if dev == "cuda" else "self_cpu_time_total"
+    for ev in prof.key_averages():
+        us = float(getattr(ev, attr, 0.0) or getattr(ev, "cuda_time_total", 0.0) or 0.0)
+        if dev == "cuda" and getattr(ev, "device_type", None) is not None and str(ev.device_type) != "DeviceType.CUDA":
+            continue
+        if us <= 0:
+            continue
+        name = ev.key
+        low = name.lower()
+        if "triton" in low:
+            kind = "triton (inductor: norm/SiLU/add/etc.)"
+        elif any(k in low for k in ("nchwtonhwc", "nhwctonchw", "transpose", "copy", "memcpy", "memset")):
+            kind = "copies / layout"
+        elif any(k in low for k in ("flash", "fmha", "attention", "sdpa")):
+            kind = "attention (SDPA)"
+        elif any(k in low for k in ("conv", "xmma", "implicit", "cudnn", "sm90_x", "fprop", "dgrad", "wgrad")):
+            kind = "convolution (cuDNN)"
+        elif any(k in low for k in ("gemm", "cutlass", "nvjet", "cublas", "matmul")):
+            kind = "GEMM (cuBLAS)"
+        else:
+            kind = "other"
+        kinds[kind] = kinds.get(kind, 0.0) + us
+        rows.append({"kernel": name[:160], "kind": kind, "us_per_call": us / args.calls, "count": ev.count // args.calls})
+    rows.sort(key=lambda r: -r["us_per_call"])
+    total = sum(kinds.values()) / args.calls
+    out = {"variant": args.variant, "batch": args.batch, "calls": args.calls, "gpu_us_per_call": total,
+           "kinds_us_per_call": {k: v / args.calls for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+           "kinds_share": {k: v / args.calls / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+           "flops": flops, "tflops_at_gpu_time": flops["flops"] * args.batch / (total * 1e-6) / 1e12 if total else None,
+           "top_kernels": rows[:40], "device_info": device_info()}
+    print(json.dumps({k: out[k] for k in ("gpu_us_per_call", "kinds_share", "tflops_at_gpu_time")}), flush=True)
+    for r in rows[:15]:
+        print(f"{r['us_per_call']:9.1f} us x{r['count']:3d}  {r['kind'][:12]:12s} {r['kernel'][:90]}", flush=True)
+    _write(args.out, out)
+
+
+# ------------------------------------------------------------------------------ fidelity, trained UNet
+def cmd_trained_fidelity(args):
+    """bf16 vs fp32 on a TRAINED UNet (the demo zoo's dense model): FIDs of the same seeds in each precision
+    against fixed references, the fp32 seed-to-seed spread, and pixel differences on identical x_T."""
+    from maskpro_eval.fid import frechet_distance
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.gpu.features import GPUInceptionFeatures, feature_statistics_torch, sample_and_extract
+    from maskpro_eval.zoo import zoo_model_path, zoo_reference_images
+    dev = _dev(args)
+    model = args.model or str(zoo_model_path("dense"))
+    unet, sched = _load(model)
+    ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch) if not args.pixel_features \
+        else None
+    if ext is None:
+        from maskpro_eval.gpu.features import PixelBlockFeatures
+        ext = PixelBlockFeatures(16, device=dev)
+    precisions = {"fp32-strict": dict(dtype="float32", allow_tf32=False),
+                  "fp32-default": dict(dtype="float32"),
+                  "bf16": dict(dtype="bfloat16")}
+    seeds = [int(v) for v in args.seeds.split(",")]
+    plan = [(p, sd) for p in ("fp32-strict", "bf16") for sd in seeds] + [("fp32-default", seeds[0])]
+    plan.append(("fp32-strict", args.ref_seed))
+    stats, images, timing = {}, {}, {}
+    for prec, sd in plan:
+        t0 = time.perf_counter()
+        smp = FastDDIMSampler(unet, scheduler_config=sched, steps=args.steps, seed=sd, batch_size=args.batch,
+                              device=dev, **precisions[prec])
+        res = sample_and_extract(smp, ext, args.n, keep_images=(sd == seeds[0]))
+        stats[(prec, sd)] = tuple(v.cpu().numpy() for v in feature_statistics_torch(res["features"]))
+        if res["images"] is not None:
+            images[prec] = res["images"][:args.pixels].numpy()
+        timing[f"{prec}/seed{sd}"] = time.perf_counter() - t0
+        print(f"{prec} seed {sd}: {timing[f'{prec}/seed{sd}']:.1f}s", flush=True)
+    real = zoo_reference_images()
+    rf = ext(torch.from_numpy(real).permute(0, 3, 1, 2).contiguous())
+    refs = {"real digits (1,797)": tuple(v.cpu().numpy() for v in feature_statistics_torch(rf)),
+            f"fp32-strict seed {args.ref_seed} (N={args.n})": stats[("fp32-strict", args.ref_seed)]}
+    table = {}
+    for rname, (mr, sr) in refs.items():
+        t = {f"{p}/seed{sd}": float(frechet_distance(*stats[(p, sd)], mr, sr))
+             for (p, sd) in plan if not (p == "fp32-strict" and sd == args.ref_seed)}
+        f32 = np.array([t[f"fp32-strict/seed{sd}"] for sd in seeds])
+        b16 = np.array([t[f"bf16/seed{sd}"] for sd in seeds])
+        t["fp32_seed_std"] = float(f32.std(ddof=1)) if len(seeds) > 1 else None
+        t["fp32_seed_range"] = float(f32.max() - f32.min())
+        t["bf16_minus_fp32_same_seed"] = [float(v) for v in (b16 - f32)]
+        t["max_abs_bf16_minus_fp32"] = float(np.abs(b16 - f32).max())
+        t["bf16_within_fp32_spread"] = bool(np.abs(b16 - f32).max() <= max(t["fp32_seed_range"], 1e-12))
+        t["tf32_minus_fp32_seed0"] = t[f"fp32-default/seed{seeds[0]}"] - t[f"fp32-strict/seed{seeds[0]}"]
+        table[rname] = t
+    direct = {f"FID(fp32 seed {seeds[0]}, bf16 seed {seeds[0]})": float(frechet_distance(
+        *stats[("fp32-strict", seeds[0])], *stats[("bf16", seeds[0])]))}
+    for sd in seeds[1:]:
+        direct[f"FID(fp32 seed {seeds[0]}, fp32 seed {sd})"] = float(frechet_distance(
+            *stats[("fp32-strict", seeds[0])], *stats[("fp32-strict", sd)]))
+    px = {}
+    for prec in ("bf16", "fp32-default"):
+        d = np.abs(images[prec].astype(np.int16) - images["fp32-strict"].astype(np.int16))
+        px[f"{prec} vs fp32-strict"] = {"n": int(len(d)), "mean_abs_uint8": float(d.mean()), "max_abs_uint8": int(d.max()),
+                                        "identical_pixels": float((d == 0).mean()),
+                                        "within_1_level": float((d <= 1).mean())}
+    out = {"model": model, "n": args.n, "steps": args.steps, "seeds": seeds, "ref_seed": args.ref_seed,
+           "batch": args.batch, "fid_tables": table, "direct": direct, "pixels": px, "timing_s": timing,
+           "features": ext.protocol, "device_info": device_info()}
+    print(json.dumps({"fid_tables": table, "direct": direct, "pixels": px}, indent=1), flush=True)
+    _write(args.out, out)
+
+
+def cmd_inception_speed(args):
+    """Inception features img/s on the GPU: strict fp32 vs TF32, deterministic cuDNN or not; FID change."""
+    from maskpro_eval.fid import frechet_distance
+    from maskpro_eval.gpu.features import GPUInceptionFeatures, feature_statistics_torch
+    dev = _dev(args)
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (args.n, 3, 32, 32), generator=g, dtype=torch.uint8).to(dev)
+    # smooth them a bit so they are not white noise (features of noise sit in one corner of the space)
+    rows, feats = [], {}
+    for strict in (True, False):
+        for det in (True, False):
+            ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch, strict_fp32=strict,
+                                       deterministic=det)
+            ext(imgs[:args.feature_batch])
+            synchronize()
+            t0 = time.perf_counter()
+            f = ext(imgs)
+            synchronize()
+            dt = time.perf_counter() - t0
+            key = f"{'strict-fp32' if strict else 'tf32'}/{'deterministic' if det else 'nondeterministic'}"
+            feats[key] = f.double().cpu()
+            rows.append({"mode": key, "img_per_s": args.n / dt, "seconds": dt, "n": args.n})
+            print(json.dumps(rows[-1]), flush=True)
+    base = feats["strict-fp32/deterministic"]
+    ms = tuple(v.numpy() for v in feature_statistics_torch(base[: args.n // 2]))
+    for r in rows:
+        f = feats[r["mode"]]
+        r["rel_feature_diff_vs_strict"] = float((f - base).norm() / base.norm())
+        a = tuple(v.numpy() for v in feature_statistics_torch(f[args.n // 2:]))
+        r["fid_halves"] = float(frechet_distance(*a, *ms))
+    _write(args.out, {"rows": rows, "device_info": device_info()})
+
+
+def cmd_best(args):
+    """Flags for ``python -m maskpro_eval.distributed`` from the fastest sweep result whose compile took at most
+    ``--max-compile-s`` (ranked by whole-batch img-steps/s, DDIM update included)."""
+    rows = [json.loads(Path(f).read_text()) for f in sorted(Path(args.dir).glob("sweep_*.json"))]
+    rows = [r for r in rows if r.get("compile_s", 1e9) <= args.max_compile_s]
+    if not rows:
+        print("--compile --batch-size 1024")
+        return
+    best = max(rows, key=lambda r: r["img_steps_per_s_whole_batch"])
+    toks = best["variant"].split("+")
+    flags = ["--batch-size", str(best["batch"])]
+    if "compile" in toks:
+        flags.append("--compile")
+    opts = [o for t, o in (("cdt", "coordinate_descent_tuning=1"), ("freeze", "freezing=1")) if t in toks]
+    if opts:
+        flags += ["--compile-options", ",".join(opts)]
+    if "bench" in toks:
+        flags.append("--cudnn-benchmark")
+    if "cl" in toks:
+        flags.append("--channels-last")
+    if "graph" in toks:
+        flags.append("--cuda-graph")
+    print(" ".join(flags))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -463,8 +711,39 @@ def main(argv=None):
     sp.add_argument("--std-batch", type=int, default=256)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--steps", type=int, default=100)
+    sp = common(sub.add_parser("sweep"))
+    sp.add_argument("--model")
+    sp.add_argument("--variant", default="compile")
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--rounds", type=int, default=15)
+    sp = common(sub.add_parser("profile"))
+    sp.add_argument("--model")
+    sp.add_argument("--variant", default="compile")
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--calls", type=int, default=3)
+    sp = common(sub.add_parser("trained-fidelity"))
+    sp.add_argument("--model", default=None, help="default: the demo zoo's dense model")
+    sp.add_argument("--n", type=int, default=10_240)
+    sp.add_argument("--seeds", default="0,1,2")
+    sp.add_argument("--ref-seed", type=int, default=9)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--batch", type=int, default=2048)
+    sp.add_argument("--pixels", type=int, default=2048)
+    sp.add_argument("--weights", default=None)
+    sp.add_argument("--feature-batch", type=int, default=500)
+    sp.add_argument("--pixel-features", action="store_true", help="stand-in features (CPU dry runs only)")
+    sp = common(sub.add_parser("inception-speed"))
+    sp.add_argument("--weights", default=None)
+    sp.add_argument("--n", type=int, default=4096)
+    sp.add_argument("--feature-batch", type=int, default=500)
+    sp = sub.add_parser("best")
+    sp.add_argument("--dir", required=True)
+    sp.add_argument("--max-compile-s", type=float, default=90.0)
     args = p.parse_args(argv)
-    {"env": cmd_env, "make-models": cmd_make_models, "precision": cmd_precision, "anchor": cmd_anchor,
+    {"best": cmd_best, "sweep": cmd_sweep, "profile": cmd_profile, "trained-fidelity": cmd_trained_fidelity,
+     "inception-speed": cmd_inception_speed, "env": cmd_env, "make-models": cmd_make_models, "precision": cmd_precision, "anchor": cmd_anchor,
      "reference": cmd_reference, "stdpath": cmd_stdpath, "fidelity": cmd_fidelity}[args.cmd](args)
 
 

@@ -30,10 +30,10 @@ BUDGET=${BUDGET:-570}
 if [ "${TINY:-0}" = 1 ]; then
   W=/tmp/mpe_tiny; mkdir -p $W
   MK="--tiny"; DEV="--device cpu"; STEPS=3; B=16; REF_N=48; FAST_N=64; ANCHOR_N=8; STD_N_A=32; STD_N=64; CHUNK=16
-  SUBSET=16; PIXELS=16; X2_N=32; PREC_MODES=fp32-default,bf16,bf16-autocast; SWEEP=1,8; SPB=8; COMPILE=""; X2MODEL="--model $W/models/dense"
+  SUBSET=16; PIXELS=16; X2_N=32; TF_N=32; INC_N=8; PREC_MODES=fp32-default,bf16,bf16-autocast; SWEEP=1,8; SPB=8; COMPILE=""; X2MODEL="--model $W/models/dense"
 else
   MK=""; DEV=""; STEPS=100; B=1024; REF_N=${REF_N:-10000}; FAST_N=${FAST_N:-50000}; ANCHOR_N=${ANCHOR_N:-1024}
-  STD_N_A=${STD_N_A:-5120}; STD_N=${STD_N:-10240}; CHUNK=1024; SUBSET=2048; PIXELS=1024; SWEEP=1,8,64,256,1024; SPB=1024; COMPILE="--compile"; X2MODEL="--random-ddpm-cifar10 0"
+  STD_N_A=${STD_N_A:-5120}; STD_N=${STD_N:-10240}; CHUNK=1024; TF_N=${TF_N:-10240}; INC_N=${INC_N:-4096}; SUBSET=2048; PIXELS=1024; SWEEP=1,8,64,256,1024; SPB=1024; COMPILE="--compile"; X2MODEL="--random-ddpm-cifar10 0"
   PREC_MODES=${PREC_MODES:-fp32-strict,fp32-default,tf32,bf16-autocast,bf16,bf16-graph,bf16-channels-last,bf16-compile,bf16-compile-freezing}
 fi
 # results accumulate in $R on the machine (kept while it is warm); $OUTDIR gets one archive + the log per stage
@@ -163,6 +163,42 @@ case "$STAGE" in
     fi
     step one-gpu 200 env CUDA_VISIBLE_DEVICES=0 $PY $DIST --num-samples $N $FEAT $REF --out "$R/${STAGE}_1gpu.json"
     step two-gpu 200 $TR $DIST --num-samples $N $FEAT $REF --out "$R/${STAGE}_2gpu.json"
+    ;;
+  s1)
+    # session 2: where the time goes, and which inductor/cuDNN settings move it (one process per variant)
+    nvidia-smi 2>&1 | head -15 | tee -a "$LOG"
+    models
+    step env 90 $PY benchmarks/gpu_suite.py env $DEV --out "$R/env.json"
+    step profile 120 $PY benchmarks/gpu_suite.py profile $DEV --model $W/models/dense --variant compile --batch $B --steps $STEPS --out "$R/profile_compile_b$B.json"
+    for v in ${SWEEP_VARIANTS:-compile@1024 compile+bench@1024 compile+cdt@1024 compile+cl@1024 compile+freeze@2048 compile+freeze+bench+cdt@2048 compile+freeze+bench+cdt+cl@2048}; do
+      var=${v%@*}; bb=${v#*@}; [ "${TINY:-0}" = 1 ] && bb=$B
+      step "sweep-$var-b$bb" 150 env TORCHINDUCTOR_CACHE_DIR=$W/inductor_sweep_${var}_${bb} $PY benchmarks/gpu_suite.py sweep $DEV --model $W/models/dense \
+        --variant $var --batch $bb --steps $STEPS --out "$R/sweep_${var}_b$bb.json"
+    done
+    $PY benchmarks/gpu_suite.py best --dir "$R" | tee "$R/best_flags.txt"
+    ;;
+  s2)
+    # session 2: bf16 vs fp32 on a trained UNet (demo zoo dense), Inception speed strict vs TF32
+    step trained-fidelity 330 $PY benchmarks/gpu_suite.py trained-fidelity $DEV --weights $INC --n $TF_N --pixels $((TF_N < 2048 ? TF_N : 2048)) --steps $STEPS \
+      --batch $((2*B)) --seeds 0,1,2 --out "$R/trained_fidelity.json" $( [ "${TINY:-0}" = 1 ] && echo "--pixel-features" )
+    step inception-speed 100 $PY benchmarks/gpu_suite.py inception-speed $DEV --weights $INC --n $INC_N --out "$R/inception_speed.json"
+    ;;
+  s3)
+    # session 2: the timed 50k with the fastest setting of s1 (cold inductor cache), FID vs the session-1 style
+    # reference (seed 1, 10k) made in the same call
+    models
+    FLAGS=$(cat "$R/best_flags.txt" 2>/dev/null || echo "--compile --batch-size $B")
+    say "flags: $FLAGS"
+    export TORCHINDUCTOR_CACHE_DIR=$W/inductor_ref
+    step reference 150 $PY -m maskpro_eval.distributed --model $W/models/dense --seed 1 --num-samples $((REF_N < 5120 ? REF_N : 5120)) --steps $STEPS $DEV \
+      --dtype bfloat16 $FLAGS --inception-weights $INC --save-stats $W/ref_seed1.npz --out "$R/reference_s3.json"
+    cold=$W/inductor_cold_$$; rm -rf "$cold"
+    t0=$(date +%s.%N)
+    step fast50k 330 env TORCHINDUCTOR_CACHE_DIR=$cold $PY -m maskpro_eval.distributed --model $W/models/dense \
+      --num-samples $FAST_N --steps $STEPS $DEV --dtype bfloat16 $FLAGS --inception-weights $INC \
+      --ref-npz $W/ref_seed1.npz --out "$R/fast50k_s3.json"
+    t1=$(date +%s.%N)
+    echo "{\"process_wall_s\": $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}'), \"inductor_cache\": \"cold\", \"flags\": \"$FLAGS\"}" > "$R/fast50k_s3_wall.json"
     ;;
   *) echo "unknown stage $STAGE"; exit 2;;
 esac

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+_T_IMPORT = time.perf_counter()  # when this module was imported (after torch): setup-time accounting
+
 __all__ = ["DistContext", "init_distributed", "shard_batches", "shard_indices", "gather_features",
            "sharded_sample_features", "features_sha256", "main"]
 
@@ -168,6 +170,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
     p.add_argument("--compile", action="store_true")
     p.add_argument("--compile-mode", default=None)
+    p.add_argument("--compile-options", default=None, metavar="K=V,...",
+                   help="inductor options, e.g. coordinate_descent_tuning=1,freezing=1")
+    p.add_argument("--cudnn-benchmark", action="store_true", help="cudnn.benchmark while sampling")
+    p.add_argument("--channels-last", action="store_true", help="UNet in channels-last memory format")
     p.add_argument("--cuda-graph", action="store_true")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--features", default="inception", choices=("inception", "pixel16"),
@@ -200,28 +206,38 @@ def main(argv=None) -> dict | None:
     args = _build_parser().parse_args(argv)
     t_start = time.perf_counter()
     ctx = init_distributed(args.device)
-    from .gpu.fast_sampling import FastDDIMSampler
+    from .gpu.fast_sampling import FastDDIMSampler, parse_compile_options
     from .gpu.features import (GPUInceptionFeatures, PixelBlockFeatures, feature_statistics_torch,
                                frechet_distance_torch)
+    setup = {"process_to_main_s": t_start - _T_IMPORT, "init_distributed_s": time.perf_counter() - t_start}
+    t0 = time.perf_counter()
     unet, sched_cfg = _load_unet(args)
     sampler = FastDDIMSampler(unet, scheduler_config=sched_cfg, steps=args.steps, seed=args.seed,
                               batch_size=args.batch_size, dtype=args.dtype, compile=args.compile,
-                              compile_mode=args.compile_mode, cuda_graph=args.cuda_graph, device=ctx.device)
+                              compile_mode=args.compile_mode,
+                              compile_options=parse_compile_options(args.compile_options) or None,
+                              cudnn_benchmark=args.cudnn_benchmark, channels_last=args.channels_last,
+                              cuda_graph=args.cuda_graph, device=ctx.device)
+    setup["load_unet_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     if args.features == "inception":
         extractor = GPUInceptionFeatures(args.inception_weights, device=ctx.device, batch_size=args.feature_batch,
                                          strict_fp32=not args.tf32_features,
                                          deterministic=not args.nondeterministic_features)
     else:
         extractor = PixelBlockFeatures(16, device=ctx.device)
+    setup["load_features_s"] = time.perf_counter() - t0
     warm = 0.0
     if not args.no_warmup and sampler.device.type == "cuda":
         warm = sampler.warmup()
+        t0 = time.perf_counter()
         if args.features == "inception":
             # at the shapes of the run (cuDNN builds its plans per shape: keep that out of the timed work)
             fb = min(args.feature_batch, args.batch_size)
             for n_warm in sorted({fb, args.batch_size % fb} - {0}):
                 extractor(torch.full((n_warm, *sampler.shape), 128, dtype=torch.uint8, device=sampler.device))
             torch.cuda.synchronize()
+        setup["features_warmup_s"] = time.perf_counter() - t0
     res = sharded_sample_features(sampler, extractor, args.num_samples, ctx)
     out = None
     if ctx.is_main:
@@ -242,10 +258,12 @@ def main(argv=None) -> dict | None:
             "world_size": ctx.world_size, "backend": ctx.backend, "device": ctx.device,
             "device_name": torch.cuda.get_device_name(sampler.device) if sampler.device.type == "cuda" else "cpu",
             "num_samples": n, "seed": args.seed, "steps": args.steps, "batch_size": args.batch_size,
-            "dtype": args.dtype, "compile": args.compile, "cuda_graph": args.cuda_graph, "features": args.features,
+            "dtype": args.dtype, "compile": args.compile, "compile_options": args.compile_options,
+            "cudnn_benchmark": args.cudnn_benchmark, "channels_last": args.channels_last,
+            "cuda_graph": args.cuda_graph, "features": args.features,
             "features_protocol": extractor.protocol, "fid": fid, "fid_seconds": t_fid,
             "features_sha256": features_sha256(feats),
-            "warmup_seconds_rank0": warm, "work_seconds": res["work_seconds"],
+            "warmup_seconds_rank0": warm, "setup_seconds_rank0": setup, "work_seconds": res["work_seconds"],
             "gather_seconds": res["gather_seconds"], "rank0_sampling_gpu_s": res["sampling_s"],
             "rank0_features_gpu_s": res["features_s"],
             "throughput_img_per_s": n / res["work_seconds"],

@@ -36,7 +36,8 @@ from ..errors import MaskProEvalError
 from ..sampling import (DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, _model_output, _unet_info, make_scheduler,
                         sample_noise)
 
-__all__ = ["FastSamplingConfig", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8"]
+__all__ = ["FastSamplingConfig", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8", "inductor_options",
+           "parse_compile_options"]
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16}
@@ -57,6 +58,11 @@ class FastSamplingConfig:
         dtype: UNet compute dtype: ``"bfloat16"`` (default) or ``"float32"``.
         autocast: bf16 via ``torch.autocast`` with fp32 weights instead of casting the weights.
         compile: ``torch.compile`` the UNet (``compile_mode``: None = default mode).
+        compile_options: inductor options for ``torch.compile(options=...)`` (e.g.
+            ``{"coordinate_descent_tuning": True, "freezing": True}``); the mode is folded in
+            (``"max-autotune-no-cudagraphs"`` -> ``max_autotune=True``), since torch takes one or the other.
+        cudnn_benchmark: let cuDNN time its convolution algorithms per shape (``torch.backends.cudnn.benchmark``)
+            while sampling; restored afterwards.
         cuda_graph: capture the UNet call in a CUDA graph (static buffers) and replay it.
         channels_last: run the UNet in channels-last memory format.
         pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
@@ -71,6 +77,8 @@ class FastSamplingConfig:
     autocast: bool = False
     compile: bool = False
     compile_mode: str | None = None
+    compile_options: dict | None = None
+    cudnn_benchmark: bool = False
     cuda_graph: bool = False
     channels_last: bool = False
     pad_last_batch: bool | None = None
@@ -193,7 +201,10 @@ class FastDDIMSampler:
             return _model_output(model(x, t, return_dict=False))
 
         if cfg.compile:
-            fwd = torch.compile(fwd, mode=cfg.compile_mode, dynamic=False)
+            if cfg.compile_options:
+                fwd = torch.compile(fwd, dynamic=False, options=inductor_options(cfg.compile_mode, cfg.compile_options))
+            else:
+                fwd = torch.compile(fwd, mode=cfg.compile_mode, dynamic=False)
         return fwd
 
     def _autocast(self):
@@ -203,23 +214,29 @@ class FastDDIMSampler:
         return contextlib.nullcontext()
 
     def _tf32(self):
+        """Backend flags while sampling: TF32 (``allow_tf32``) and ``cudnn.benchmark``; restored on exit."""
         import contextlib
         import warnings
-        if self.config.allow_tf32 is None or self.device.type != "cuda":
+        if self.device.type != "cuda" or (self.config.allow_tf32 is None and not self.config.cudnn_benchmark):
             return contextlib.nullcontext()
 
         @contextlib.contextmanager
         def ctx():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.config.allow_tf32)
+                old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                       torch.backends.cudnn.benchmark)
+                if self.config.allow_tf32 is not None:
+                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.config.allow_tf32)
+                if self.config.cudnn_benchmark:
+                    torch.backends.cudnn.benchmark = True
             try:
                 yield
             finally:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+                    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                     torch.backends.cudnn.benchmark) = old
         return ctx()
 
     def _prep_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -351,10 +368,50 @@ class FastDDIMSampler:
         return {"sampler": "ddim", "eta": 0.0, "steps": int(self.config.steps), "seed": int(self.config.seed),
                 "noise_rule": NOISE_RULE, "quantisation": QUANTISATION, "dtype": self.config.dtype,
                 "autocast": self.config.autocast, "compile": self.config.compile,
-                "compile_mode": self.config.compile_mode, "cuda_graph": self.config.cuda_graph,
+                "compile_mode": self.config.compile_mode, "compile_options": self.config.compile_options,
+                "cudnn_benchmark": self.config.cudnn_benchmark, "cuda_graph": self.config.cuda_graph,
                 "channels_last": self.config.channels_last, "batch_size": int(self.config.batch_size),
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.config.allow_tf32,
                 "device": str(self.device)}
+
+
+_MODE_OPTIONS = {
+    None: {}, "default": {},
+    "reduce-overhead": {"triton.cudagraphs": True},
+    "max-autotune": {"max_autotune": True, "triton.cudagraphs": True},
+    "max-autotune-no-cudagraphs": {"max_autotune": True},
+}
+
+
+def inductor_options(mode: str | None, options: dict | None) -> dict:
+    """One inductor options dict from a ``torch.compile`` mode plus explicit options (explicit ones win)."""
+    if mode not in _MODE_OPTIONS:
+        raise FastSamplingError(f"compile mode {mode!r}; expected one of {sorted(k for k in _MODE_OPTIONS if k)}")
+    return {**_MODE_OPTIONS[mode], **(options or {})}
+
+
+def parse_compile_options(text: str | None) -> dict:
+    """``"coordinate_descent_tuning=1,freezing=1"`` -> ``{"coordinate_descent_tuning": True, "freezing": True}``
+    (values: 1/0/true/false, integers, else strings)."""
+    out: dict = {}
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise FastSamplingError(f"compile option {item!r}: expected KEY=VALUE, e.g. coordinate_descent_tuning=1")
+        k, v = (x.strip() for x in item.split("=", 1))
+        low = v.lower()
+        if low in ("1", "true", "yes", "on"):
+            out[k] = True
+        elif low in ("0", "false", "no", "off"):
+            out[k] = False
+        else:
+            try:
+                out[k] = int(v)
+            except ValueError:
+                out[k] = v
+    return out
 
 
 def replace_config(config: FastSamplingConfig | None, overrides: dict) -> FastSamplingConfig:
