@@ -413,6 +413,8 @@ SWEEP_TOKENS = {
     "cl": "channels-last UNet",
     "graph": "CUDA graph around the UNet call",
     "ma": "max-autotune-no-cudagraphs",
+    "fp16": "float16 UNet (default: bfloat16)",
+    "tf32": "float32 UNet with TF32 matmuls/convolutions (default: bfloat16)",
 }
 
 
@@ -427,7 +429,8 @@ def sweep_config(variant: str, batch: int):
         opts["coordinate_descent_tuning"] = True
     if "freeze" in toks:
         opts["freezing"] = True
-    return dict(batch_size=batch, dtype="bfloat16", compile="compile" in toks,
+    dtype = "float16" if "fp16" in toks else "float32" if "tf32" in toks else "bfloat16"
+    return dict(batch_size=batch, dtype=dtype, allow_tf32=True if "tf32" in toks else None, compile="compile" in toks,
                 compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
                 compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
                 cuda_graph="graph" in toks)
@@ -528,8 +531,8 @@ def cmd_profile(args):
 
 # ------------------------------------------------------------------------------ fidelity, trained UNet
 def cmd_trained_fidelity(args):
-    """bf16 vs fp32 on a TRAINED UNet (the demo zoo's dense model): FIDs of the same seeds in each precision
-    against fixed references, the fp32 seed-to-seed spread, and pixel differences on identical x_T."""
+    """Reduced precision vs fp32 on a TRAINED UNet (the demo zoo's dense model): FIDs of the same seeds in each
+    precision against fixed references, the fp32 seed-to-seed spread, and pixel differences on identical x_T."""
     from maskpro_eval.fid import frechet_distance
     from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
     from maskpro_eval.gpu.features import GPUInceptionFeatures, feature_statistics_torch, sample_and_extract
@@ -537,22 +540,27 @@ def cmd_trained_fidelity(args):
     dev = _dev(args)
     model = args.model or str(zoo_model_path("dense"))
     unet, sched = _load(model)
-    ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch) if not args.pixel_features \
-        else None
-    if ext is None:
+    if args.pixel_features:
         from maskpro_eval.gpu.features import PixelBlockFeatures
         ext = PixelBlockFeatures(16, device=dev)
-    precisions = {"fp32-strict": dict(dtype="float32", allow_tf32=False),
-                  "fp32-default": dict(dtype="float32"),
-                  "bf16": dict(dtype="bfloat16")}
+    else:
+        ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch)
+    kinds = {"fp32-strict": dict(dtype="float32", allow_tf32=False), "fp32-default": dict(dtype="float32"),
+             "bf16": dict(dtype="bfloat16"), "fp16": dict(dtype="float16")}
+    others = [p for p in args.precisions.split(",") if p and p != "fp32-strict"]
+    bad = [p for p in others if p not in kinds]
+    if bad:
+        raise SystemExit(f"unknown precisions {bad}; known: {sorted(kinds)}")
     seeds = [int(v) for v in args.seeds.split(",")]
-    plan = [(p, sd) for p in ("fp32-strict", "bf16") for sd in seeds] + [("fp32-default", seeds[0])]
+    plan = [("fp32-strict", sd) for sd in seeds]
+    for p in others:
+        plan += [(p, sd) for sd in (seeds if p != "fp32-default" else seeds[:1])]
     plan.append(("fp32-strict", args.ref_seed))
     stats, images, timing = {}, {}, {}
     for prec, sd in plan:
         t0 = time.perf_counter()
         smp = FastDDIMSampler(unet, scheduler_config=sched, steps=args.steps, seed=sd, batch_size=args.batch,
-                              device=dev, **precisions[prec])
+                              device=dev, **kinds[prec])
         res = sample_and_extract(smp, ext, args.n, keep_images=(sd == seeds[0]))
         stats[(prec, sd)] = tuple(v.cpu().numpy() for v in feature_statistics_torch(res["features"]))
         if res["images"] is not None:
@@ -568,28 +576,30 @@ def cmd_trained_fidelity(args):
         t = {f"{p}/seed{sd}": float(frechet_distance(*stats[(p, sd)], mr, sr))
              for (p, sd) in plan if not (p == "fp32-strict" and sd == args.ref_seed)}
         f32 = np.array([t[f"fp32-strict/seed{sd}"] for sd in seeds])
-        b16 = np.array([t[f"bf16/seed{sd}"] for sd in seeds])
         t["fp32_seed_std"] = float(f32.std(ddof=1)) if len(seeds) > 1 else None
         t["fp32_seed_range"] = float(f32.max() - f32.min())
-        t["bf16_minus_fp32_same_seed"] = [float(v) for v in (b16 - f32)]
-        t["max_abs_bf16_minus_fp32"] = float(np.abs(b16 - f32).max())
-        t["bf16_within_fp32_spread"] = bool(np.abs(b16 - f32).max() <= max(t["fp32_seed_range"], 1e-12))
-        t["tf32_minus_fp32_seed0"] = t[f"fp32-default/seed{seeds[0]}"] - t[f"fp32-strict/seed{seeds[0]}"]
+        for p in others:
+            ss = seeds if p != "fp32-default" else seeds[:1]
+            diff = np.array([t[f"{p}/seed{sd}"] for sd in ss]) - f32[:len(ss)]
+            t[f"{p}_minus_fp32_same_seed"] = [float(v) for v in diff]
+            t[f"{p}_within_fp32_spread"] = bool(np.abs(diff).max() <= max(t["fp32_seed_range"], 1e-12))
         table[rname] = t
-    direct = {f"FID(fp32 seed {seeds[0]}, bf16 seed {seeds[0]})": float(frechet_distance(
-        *stats[("fp32-strict", seeds[0])], *stats[("bf16", seeds[0])]))}
+    direct = {}
+    for p in others:
+        direct[f"FID(fp32 seed {seeds[0]}, {p} seed {seeds[0]})"] = float(frechet_distance(
+            *stats[("fp32-strict", seeds[0])], *stats[(p, seeds[0])]))
     for sd in seeds[1:]:
         direct[f"FID(fp32 seed {seeds[0]}, fp32 seed {sd})"] = float(frechet_distance(
             *stats[("fp32-strict", seeds[0])], *stats[("fp32-strict", sd)]))
     px = {}
-    for prec in ("bf16", "fp32-default"):
+    for prec in others:
         d = np.abs(images[prec].astype(np.int16) - images["fp32-strict"].astype(np.int16))
         px[f"{prec} vs fp32-strict"] = {"n": int(len(d)), "mean_abs_uint8": float(d.mean()), "max_abs_uint8": int(d.max()),
                                         "identical_pixels": float((d == 0).mean()),
                                         "within_1_level": float((d <= 1).mean())}
     out = {"model": model, "n": args.n, "steps": args.steps, "seeds": seeds, "ref_seed": args.ref_seed,
-           "batch": args.batch, "fid_tables": table, "direct": direct, "pixels": px, "timing_s": timing,
-           "features": ext.protocol, "device_info": device_info()}
+           "batch": args.batch, "precisions": ["fp32-strict", *others], "fid_tables": table, "direct": direct,
+           "pixels": px, "timing_s": timing, "features": ext.protocol, "device_info": device_info()}
     print(json.dumps({"fid_tables": table, "direct": direct, "pixels": px}, indent=1), flush=True)
     _write(args.out, out)
 
@@ -734,6 +744,8 @@ def main(argv=None):
     sp.add_argument("--weights", default=None)
     sp.add_argument("--feature-batch", type=int, default=500)
     sp.add_argument("--pixel-features", action="store_true", help="stand-in features (CPU dry runs only)")
+    sp.add_argument("--precisions", default="fp32-strict,bf16,fp32-default",
+                    help="compared with fp32-strict: any of bf16, fp16, fp32-default (cuDNN TF32)")
     sp = common(sub.add_parser("inception-speed"))
     sp.add_argument("--weights", default=None)
     sp.add_argument("--n", type=int, default=4096)

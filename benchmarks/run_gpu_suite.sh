@@ -200,6 +200,20 @@ case "$STAGE" in
     t1=$(date +%s.%N)
     echo "{\"process_wall_s\": $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}'), \"inductor_cache\": \"cold\", \"flags\": \"$FLAGS\"}" > "$R/fast50k_s3_wall.json"
     ;;
+  s4)
+    # session 2, after s2 showed bf16 is not faithful on a trained UNet: throughput of the candidates fp16 and TF32
+    models
+    for v in ${SWEEP_VARIANTS:-compile+fp16@1024 compile+tf32@1024}; do
+      var=${v%@*}; bb=${v#*@}; [ "${TINY:-0}" = 1 ] && bb=$B
+      step "sweep-$var-b$bb" 150 env TORCHINDUCTOR_CACHE_DIR=$W/inductor_sweep_${var}_${bb} $PY benchmarks/gpu_suite.py sweep $DEV --model $W/models/dense \
+        --variant $var --batch $bb --steps $STEPS --out "$R/sweep_${var}_b$bb.json"
+    done
+    ;;
+  s5)
+    # fp16 vs fp32 on the trained UNet (same protocol as s2)
+    step trained-fidelity-fp16 330 $PY benchmarks/gpu_suite.py trained-fidelity $DEV --weights $INC --n $TF_N --pixels $((TF_N < 2048 ? TF_N : 2048)) --steps $STEPS \
+      --batch $((2*B)) --seeds 0,1,2 --precisions fp32-strict,fp16 --out "$R/trained_fidelity_fp16.json" $( [ "${TINY:-0}" = 1 ] && echo "--pixel-features" )
+    ;;
   *) echo "unknown stage $STAGE"; exit 2;;
 esac
 finish
