@@ -79,6 +79,7 @@ def test_flops_per_image_step_of_ddpm_cifar10(ddpm_24):
     assert f["weight_macs"] == sum(layer_macs(ddpm_24).values())
     assert f["flops"] == 2 * (f["weight_macs"] + f["attention_macs"])
     assert 12.0e9 < f["flops"] < 12.6e9
+    assert (f["weight_macs"], f["attention_macs"]) == (6_053_953_536, 167_903_232)  # 12.44 GFLOP
     assert f["conv3x3_macs"] / f["macs"] == pytest.approx(0.878, abs=0.01)
     lim = physical_limit(f["flops"], 100, 50_000, 790.0)
     assert lim["seconds"] == pytest.approx(f["flops"] * 5e6 / 790e12)
