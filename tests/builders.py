@@ -12,12 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 
 
-def tiny_unet(seed: int = 0, sample_size: int = 16):
-    """A tiny UNet2DModel with an attention block (~40k parameters)."""
+def tiny_unet(seed: int = 0, sample_size: int = 16, block_out_channels: tuple[int, int] = (8, 16)):
+    """A tiny UNet2DModel with an attention block (~40k parameters at the default widths)."""
     from diffusers import UNet2DModel
     torch.manual_seed(seed)
     return UNet2DModel(sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), norm_num_groups=4, attention_head_dim=None,
+                       block_out_channels=block_out_channels, norm_num_groups=4, attention_head_dim=None,
                        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                        up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
 

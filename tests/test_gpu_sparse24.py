@@ -9,16 +9,11 @@ from maskpro_eval.gpu.sparse24 import (Conv1x1AsLinear, amdahl_bound, eligibilit
                                        sparse24_available)
 from maskpro_eval.sparsity import analyze_sparsity
 
-from .builders import prune_nm
+from .builders import prune_nm, tiny_unet
 
 
 def _unet16(seed=0):
-    from diffusers import UNet2DModel
-    torch.manual_seed(seed)
-    return UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(16, 32), norm_num_groups=4, attention_head_dim=None,
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+    return tiny_unet(seed, block_out_channels=(16, 32))
 
 
 @pytest.fixture(scope="module")
