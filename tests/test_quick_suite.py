@@ -57,6 +57,9 @@ def test_strict_24_model_passes_and_writes_reports(pytester, models):
     assert not list(reports.glob(".staging-*"))
     html = (run / "report.html").read_text()
     assert "Gate verdicts: PASS" in html and "data:image/png;base64," in html  # self-contained, with images
+    # pytest-html names the staging folder it wrote to; the line after it names where the report ends up
+    result.stdout.fnmatch_lines(["*Generated html report: *reports/.staging-run/report.html*",
+                                 f"*final html report: {(run / 'report.html').as_uri()} -*"])
 
 
 def test_noncompliant_model_fails_nm_gate(pytester, models):
@@ -161,6 +164,7 @@ def test_bad_input_exits_with_one_line_error_and_no_report(pytester, models, cas
     assert result.ret == 4, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines([expect])
     assert not (reports / "run").exists() and not list(reports.glob(".staging-*"))
+    result.stdout.fnmatch_lines(["*html report discarded: the run did not complete*"])
 
 
 def test_bad_option_is_a_usage_error(pytester, models):
