@@ -12,12 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 
 
-def tiny_unet(seed: int = 0, sample_size: int = 16):
-    """A tiny UNet2DModel with an attention block (~40k parameters)."""
+def tiny_unet(seed: int = 0, sample_size: int = 16, block_out_channels: tuple[int, int] = (8, 16)):
+    """A tiny UNet2DModel with an attention block (~40k parameters at the default widths)."""
     from diffusers import UNet2DModel
     torch.manual_seed(seed)
     return UNet2DModel(sample_size=sample_size, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(8, 16), norm_num_groups=4, attention_head_dim=None,
+                       block_out_channels=block_out_channels, norm_num_groups=4, attention_head_dim=None,
                        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                        up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
 
@@ -75,11 +75,30 @@ def save_pipeline(unet, folder: Path, scheduler_config: dict | None = None) -> P
     return Path(folder)
 
 
+def zoo_garbage_unet(seed: int = 0):
+    """An untrained UNet of the demo zoo's architecture: its samples are noise, not digits."""
+    from diffusers import UNet2DModel
+    from maskpro_eval.zoo import zoo_model_path
+    torch.manual_seed(seed)
+    return UNet2DModel.from_config(UNet2DModel.load_config(zoo_model_path("dense") / "unet")).eval()
+
+
 def build_model_folder(kind: str, folder: Path, seed: int = 0) -> Path:
-    """``kind`` in dense | strict24 | noncompliant | undersparse | nan."""
+    """``kind`` in dense | strict24 | noncompliant | undersparse | nan | overflow | constant.
+
+    ``overflow`` and ``constant`` are strict 2:4 models with finite weights whose output conv is broken:
+    huge weights (the forward overflows to Inf/NaN), or zero weights and a large bias (a constant noise
+    prediction, so every DDIM sample is the same flat image).
+    """
     unet = tiny_unet(seed)
-    if kind == "strict24":
+    if kind in ("strict24", "overflow", "constant"):
         prune_nm(unet)
+        with torch.no_grad():
+            if kind == "overflow":
+                unet.conv_out.weight.fill_(3e38)
+            elif kind == "constant":
+                unet.conv_out.weight.zero_()
+                unet.conv_out.bias.fill_(1e4)
     elif kind == "noncompliant":
         prune_unstructured(unet, 0.5)
     elif kind == "undersparse":

@@ -4,7 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.builders import save_pipeline
+from tests.builders import save_pipeline, zoo_garbage_unet
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    tiny convolutions on a shared 2-CPU box run ~20x faster than with two (spin-waits)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +30,4 @@ def small_ref(tmp_path_factory):
 @pytest.fixture(scope="session")
 def garbage_model(tmp_path_factory):
     """An untrained UNet of the zoo's architecture: its samples are noise, not digits."""
-    import torch
-    from diffusers import UNet2DModel
-    from maskpro_eval.zoo import zoo_model_path
-    torch.manual_seed(0)
-    cfg = UNet2DModel.load_config(zoo_model_path("dense") / "unet")
-    return save_pipeline(UNet2DModel.from_config(cfg), tmp_path_factory.mktemp("garbage") / "g")
+    return save_pipeline(zoo_garbage_unet(), tmp_path_factory.mktemp("garbage") / "g")

@@ -29,11 +29,34 @@ def _gates(pytester):
 
 
 def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_model):
+    # consistency over 2 seeds: a 0 threshold (any spread fails) for garbage, a generous one for same
+    toml = pytester.path / "t.toml"
+    toml.write_text("[models.garbage.full]\nmax_consistency_std = 0.0\n"
+                    "[models.same.full]\nmax_consistency_std = 100.0\n")
     result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "same=demo:dense",
                       "--baseline", "demo:dense", "--fid-ref", str(small_ref),
-                      "--max-fid-increase-relative", "0.25", "--max-drift-mse", "0.02")
+                      "--max-fid-increase-relative", "0.25", "--max-drift-mse", "0.02",
+                      "--max-fid", "400", "--max-kid", "0.5", "--consistency-seeds", "2", "--thresholds", str(toml))
     assert result.ret == 1, result.stdout.str()[-3000:]
     data, gates = _gates(pytester)
+    # absolute FID / KID (N=16 vs 48 reference images: garbage ~550 / ~0.86, the dense model ~300 / ~0.30)
+    for metric, threshold in (("fid", 400.0), ("kid", 0.5)):
+        bad, good = gates[("garbage", metric)], gates[("same", metric)]
+        assert not bad["passed"] and bad["value"] > threshold == bad["threshold"], bad
+        assert good["passed"] and good["value"] <= threshold == good["threshold"], good
+    bad, good = gates[("garbage", "fid_std_over_seeds")], gates[("same", "fid_std_over_seeds")]
+    assert not bad["passed"] and bad["value"] > 0.0 == bad["threshold"], bad
+    assert good["passed"] and 0.0 < good["value"] <= 100.0 == good["threshold"], good
+    for name in ("garbage", "same"):
+        q = data["models"][name]["quality"]
+        assert q["consistency"]["seeds"] == [0, 1] and q["consistency"]["std"] == gates[(name, "fid_std_over_seeds")]["value"]
+        assert q["consistency"]["fid"][0] == q["fid"] == gates[(name, "fid")]["value"]
+        assert q["kid_mean"] == gates[(name, "kid")]["value"]
+    for line in ("*[[]FAIL[]] garbage: fid = * (gate: fid <= 400); N=16 vs ref N=48 BIASED*",
+                 "*[[]FAIL[]] garbage: kid = * (gate: kid <= 0.5); std over 100 subsets*",
+                 "*[[]FAIL[]] garbage: fid_std_over_seeds = * (gate: fid_std_over_seeds <= 0); FID * over seeds [[]0, 1[]]*",
+                 "*[[]PASS[]] same: fid_std_over_seeds = * (gate: fid_std_over_seeds <= 100)*"):
+        result.stdout.fnmatch_lines([line])
     assert not gates[("garbage", "fid_increase_relative")]["passed"]
     assert not gates[("garbage", "drift_mse_mean")]["passed"]
     assert gates[("same", "fid_increase_relative")]["passed"]

@@ -15,15 +15,8 @@ from maskpro_eval.sampling import SamplingConfig, generate, make_scheduler
 
 from .builders import tiny_unet
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STEPS = 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

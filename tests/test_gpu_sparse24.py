@@ -9,16 +9,11 @@ from maskpro_eval.gpu.sparse24 import (Conv1x1AsLinear, amdahl_bound, eligibilit
                                        sparse24_available)
 from maskpro_eval.sparsity import analyze_sparsity
 
-from .builders import prune_nm
+from .builders import prune_nm, tiny_unet
 
 
 def _unet16(seed=0):
-    from diffusers import UNet2DModel
-    torch.manual_seed(seed)
-    return UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                       block_out_channels=(16, 32), norm_num_groups=4, attention_head_dim=None,
-                       down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                       up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+    return tiny_unet(seed, block_out_channels=(16, 32))
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +74,7 @@ def test_flops_per_image_step_of_ddpm_cifar10(ddpm_24):
     assert f["weight_macs"] == sum(layer_macs(ddpm_24).values())
     assert f["flops"] == 2 * (f["weight_macs"] + f["attention_macs"])
     assert 12.0e9 < f["flops"] < 12.6e9
+    assert (f["weight_macs"], f["attention_macs"]) == (6_053_953_536, 167_903_232)  # 12.44 GFLOP
     assert f["conv3x3_macs"] / f["macs"] == pytest.approx(0.878, abs=0.01)
     lim = physical_limit(f["flops"], 100, 50_000, 790.0)
     assert lim["seconds"] == pytest.approx(f["flops"] * 5e6 / 790e12)

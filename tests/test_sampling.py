@@ -17,31 +17,15 @@ from maskpro_eval.sampling import (SamplingConfig, SamplingError, generate, gene
                                    make_scheduler, model_fingerprint, noise_seed, protocol_metadata,
                                    sample_generators, sample_noise)
 
+from .builders import tiny_unet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STEPS = 5
-
-
-def _tiny_unet():
-    from diffusers import UNet2DModel
-    torch.manual_seed(0)
-    return UNet2DModel(
-        sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    ).eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions on a shared 2-CPU box: one intra-op thread is ~20x faster than two (spin-waits)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
 def unet():
-    return _tiny_unet()
+    return tiny_unet()
 
 
 class CountingUNet(torch.nn.Module):

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic_io import atomic_savez
 from .errors import ReferenceSetError
 from .fid import FIDResult, call_features, feature_statistics, fid_from_stats, kid
 
@@ -94,7 +94,7 @@ class ReferenceStats:
         arrays = {"mu": self.mu, "sigma": self.sigma}
         if self.n is not None:
             arrays["n"] = np.asarray(self.n, dtype=np.int64)
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
         return path
 
 
@@ -107,23 +107,6 @@ def default_cache_dir() -> Path:
     base = os.environ.get(CACHE_ENV_VAR)
     root = Path(base).expanduser() if base else Path.home() / ".cache" / "maskpro_eval"
     return root / "fid_stats"
-
-
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _sha256_bytes(*parts: bytes | str) -> str:
@@ -477,7 +460,7 @@ def _write_cache(path: Path, stats: ReferenceStats, store_features: bool) -> Non
     if store_features and stats.features is not None:
         arrays["features"] = stats.features.astype(np.float32, copy=False)
     try:
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
     except OSError as exc:
         warnings.warn(f"{path}: could not write the FID statistics cache ({exc}); continuing without it",
                       ReferenceCacheWarning, stacklevel=3)

@@ -12,18 +12,11 @@ import os
 import shutil
 from pathlib import Path
 
+from .atomic_io import atomic_write_text
+
 LAYER_CSV_FIELDS = ["model", "name", "type", "shape", "parameters", "zeros", "sparsity", "masked",
                     "nm_compliance", "nm_compliance_channel", "nm_exact", "best_fit", "eligible",
                     "eligibility_reason", "macs", "effective_macs"]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def json_default(obj):

@@ -25,13 +25,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic_io import atomic_savez, atomic_write_bytes
 from .errors import MaskProEvalError
 
 __all__ = ["SampleStore", "SampleStoreError", "SampleStoreMismatchError", "SampleStoreIncompleteError",
@@ -86,31 +86,6 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
                 out.extend(_diff(a[k], b[k], key))
         return out
     return [] if a == b else [f"{prefix or '<root>'}: on disk {a!r} vs requested {b!r}"]
-
-
-def _atomic_write(path: Path, write_fn) -> None:
-    """Write via ``write_fn(fileobj)`` to a temp file in ``path``'s directory, fsync, ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename durable (best effort; not supported everywhere)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 class SampleStore:
@@ -179,8 +154,8 @@ class SampleStore:
                 self.clear()
             header = {"format_version": _FORMAT_VERSION, "chunk_size": self.chunk_size,
                       "metadata": self.metadata}
-            _atomic_write(header_path, lambda f: f.write(json.dumps(header, indent=2, sort_keys=True)
-                                                         .encode()))
+            atomic_write_bytes(header_path, json.dumps(header, indent=2, sort_keys=True).encode(),
+                               fsync_dir=True)
         self._cleanup_tmp()
 
     # ------------------------------------------------------------------ layout
@@ -335,11 +310,7 @@ class SampleStore:
         path = self.chunk_path(start, end)
         indices = np.arange(start, end, dtype=np.int64)
         meta = np.array(self.metadata_json)
-
-        def write(f):
-            np.savez(f, images=images, indices=indices, metadata=meta)
-
-        _atomic_write(path, write)
+        atomic_savez(path, {"images": images, "indices": indices, "metadata": meta}, fsync_dir=True)
         st = path.stat()
         self._valid_cache[path.name] = (st.st_size, st.st_mtime_ns, self.metadata_json)
         for s, e, p in list(self._chunk_files()):  # e.g. a shorter last chunk of an earlier, smaller run

@@ -1,10 +1,9 @@
 """Arithmetic of one UNet image-step: FLOPs (weights *and* attention matmuls) and the physical limit."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from ..macs import layer_macs
+from ..macs import count_with_hooks, layer_macs
 
 __all__ = ["attention_macs", "unet_flops_per_image_step", "physical_limit", "DATASHEET_BF16_DENSE_TFLOPS"]
 
@@ -19,34 +18,14 @@ def attention_macs(unet, sample_size: int | None = None, in_channels: int | None
         from diffusers.models.attention_processor import Attention
     except Exception:  # noqa: BLE001
         return {}
-    cfg = getattr(unet, "config", None)
-    size = sample_size or (cfg.sample_size if cfg is not None else 32)
-    if isinstance(size, (tuple, list)):
-        size = size[0]
-    chans = in_channels or (cfg.in_channels if cfg is not None else 3)
-    counts: dict[str, int] = {}
-    hooks = []
+    return count_with_hooks(unet, lambda m: isinstance(m, Attention), _attention_matmul_macs,
+                            sample_size, in_channels)
 
-    def make_hook(name, mod):
-        def hook(_m, args, kwargs, _out):
-            x = args[0] if args else kwargs.get("hidden_states")
-            tokens = x.shape[2] * x.shape[3] if x.ndim == 4 else x.shape[1]
-            inner = mod.to_q.out_features
-            counts[name] = counts.get(name, 0) + 2 * tokens * tokens * inner
-        return hook
 
-    for name, mod in unet.named_modules():
-        if isinstance(mod, Attention):
-            hooks.append(mod.register_forward_hook(make_hook(name, mod), with_kwargs=True))
-    try:
-        p = next(unet.parameters())
-        x = torch.zeros(1, chans, size, size, device=p.device, dtype=p.dtype)
-        with torch.inference_mode():
-            unet(x, torch.tensor([10], device=p.device))
-    finally:
-        for h in hooks:
-            h.remove()
-    return counts
+def _attention_matmul_macs(mod, args, kwargs, _out) -> int:
+    x = args[0] if args else kwargs.get("hidden_states")
+    tokens = x.shape[2] * x.shape[3] if x.ndim == 4 else x.shape[1]
+    return 2 * tokens * tokens * mod.to_q.out_features
 
 
 def unet_flops_per_image_step(unet) -> dict:
