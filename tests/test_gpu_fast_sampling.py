@@ -77,6 +77,27 @@ def test_bf16_is_close_but_not_required_identical(unet, reference):
     assert d.mean() < 8, d.mean()
 
 
+def test_default_fp16_is_close_to_fp32(unet, reference):
+    """The default precision is float16 (faithful on a trained UNet on the GPU, benchmarks/README.md)."""
+    s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, device="cpu")
+    assert s.config.dtype == "float16" and s.model.conv_in.weight.dtype == torch.float16
+    d = np.abs(s.images(7).astype(int) - reference.astype(int))
+    assert d.mean() < 2, d.mean()
+
+
+def test_overflow_raises_instead_of_black_images(unet):
+    """A UNet whose output overflows float16 stops the run with the fix named (never silent black images)."""
+    import copy
+    hot = copy.deepcopy(unet)
+    with torch.no_grad():
+        hot.conv_out.weight.mul_(1e6)
+    with pytest.raises(FastSamplingError, match=r"non-finite.*float16.*samples 0\.\.2.*dtype='float32'"):
+        FastDDIMSampler(hot, steps=2, seed=0, batch_size=3, device="cpu").images(5)
+    # the same model in float32 samples without error (finite, clipped by the scheduler)
+    out = FastDDIMSampler(hot, steps=2, seed=0, batch_size=3, device="cpu", dtype="float32").images(5)
+    assert out.shape[0] == 5 and out.dtype == np.uint8
+
+
 def test_model_is_not_modified(unet):
     before = {k: v.clone() for k, v in unet.state_dict().items()}
     FastDDIMSampler(unet, steps=2, dtype="bfloat16", device="cpu").images(2)
