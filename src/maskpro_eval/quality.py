@@ -26,6 +26,8 @@ class FullSettings:
     batch_size: int = 256
     dtype: str = "float32"
     device: str = "cpu"
+    sampling_backend: str = "standard"
+    compile: bool = False
     fid_ref: str | None = None
     inception_weights: str | None = None
     feature_batch_size: int = 64
@@ -40,7 +42,8 @@ class FullSettings:
         from .sampling import SamplingConfig
         return SamplingConfig(sampler=self.sampler, num_inference_steps=self.steps, eta=self.eta,
                               seed=self.seed if seed is None else seed, batch_size=self.batch_size,
-                              dtype=self.dtype, device=self.device)
+                              dtype=self.dtype, device=self.device, backend=self.sampling_backend,
+                              compile=self.compile)
 
     def protocol(self) -> dict:
         d = asdict(self)

@@ -59,6 +59,7 @@ _DTYPE_ALIASES = {"fp32": "float32", "float": "float32", "bf16": "bfloat16", "fp
                   "half": "float16", "torch.float32": "float32", "torch.bfloat16": "bfloat16",
                   "torch.float16": "float16"}
 SAMPLERS = ("ddim", "ddpm")
+BACKENDS = ("standard", "fast")
 DEFAULT_DDIM_STEPS = 100
 
 
@@ -82,6 +83,10 @@ class SamplingConfig:
             dtype (the model's weights are not modified); the scheduler arithmetic stays float32.
         device: where the UNet runs; ``None`` -> the device of the UNet's parameters. A given device
             different from the UNet's moves the UNet there (``unet.to(device)``, in place).
+        backend: ``"standard"`` (this module: diffusers' scheduler step, autocast) or ``"fast"``
+            (:class:`maskpro_eval.gpu.fast_sampling.FastDDIMSampler`: weights cast to ``dtype``, padded
+            batches, optional ``torch.compile``; DDIM with eta 0 only). Same noise rule either way.
+        compile: ``torch.compile`` the UNet (fast backend only).
     """
 
     sampler: str = "ddim"
@@ -91,11 +96,20 @@ class SamplingConfig:
     batch_size: int = 256
     dtype: str = "float32"
     device: str | None = None
+    backend: str = "standard"
+    compile: bool = False
 
     def __post_init__(self):
         self.sampler = str(self.sampler).lower()
         if self.sampler not in SAMPLERS:
             raise SamplingError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.backend not in BACKENDS:
+            raise SamplingError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "fast" and (self.sampler != "ddim" or float(self.eta) != 0.0):
+            raise SamplingError(f"the fast backend runs DDIM with eta 0 only (got sampler={self.sampler!r}, "
+                                f"eta={self.eta}). Fix: --sampling-backend standard, or --sampler ddim --eta 0")
+        if self.compile and self.backend != "fast":
+            raise SamplingError("compile=True needs backend='fast' (CLI: --sampling-backend fast --compile-sampler)")
         d = str(self.dtype)
         d = _DTYPE_ALIASES.get(d, d)
         if d not in _DTYPES:
@@ -138,6 +152,9 @@ class SamplingConfig:
         d = self.to_dict()
         d.pop("batch_size")
         d.pop("device")
+        if d["backend"] == "standard":  # keeps the standard path's protocol (and its stores) as it was
+            d.pop("backend")
+            d.pop("compile")
         return d
 
 
@@ -444,14 +461,23 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     if not missing:
         return store
     cfg = config.resolved(scheduler_config)
+    fast = None
+    if cfg.backend == "fast":
+        from .gpu.fast_sampling import FastDDIMSampler
+        fast = FastDDIMSampler(unet, scheduler_config=scheduler_config, steps=cfg.num_inference_steps, seed=cfg.seed,
+                               batch_size=cfg.batch_size, dtype=cfg.dtype, compile=cfg.compile, device=cfg.device)
     mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
                if i % int(world_size) == int(rank))
     bar = _make_bar(mine, progress, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store",
                     initial=mine - todo)
     try:
         for s, e in missing:
-            images = generate(unet, cfg, start=s, count=e - s, scheduler_config=scheduler_config,
-                              progress=progress, _bar=bar)
+            if fast is not None:
+                images = fast.images(start=s, count=e - s)
+                bar.update(e - s)
+            else:
+                images = generate(unet, cfg, start=s, count=e - s, scheduler_config=scheduler_config,
+                                  progress=progress, _bar=bar)
             store.write_chunk(s, images)
     finally:
         bar.close()
