@@ -5,7 +5,7 @@ Modules (imported lazily; nothing here needs CUDA at import time):
 * :mod:`.timing` - CUDA-synchronising timers for pytest-benchmark, CUDA-event/graph timing helpers,
   the skip reason when no GPU is present.
 * :mod:`.flops` - FLOPs per image-step (convs, linears *and* attention matmuls) and the physical limit.
-* :mod:`.fast_sampling` - :class:`FastDDIMSampler`: DDIM (eta 0) on the GPU in bf16 (fp32 option),
+* :mod:`.fast_sampling` - :class:`FastDDIMSampler`: DDIM (eta 0) on the GPU in fp16 (bf16/fp32 options),
   optional ``torch.compile`` / CUDA graphs, same per-sample noise rule as :mod:`maskpro_eval.sampling`.
 * :mod:`.features` - Inception features computed on the GPU as samples are produced (strict fp32),
   FID statistics and the Frechet distance in float64 on the GPU.
