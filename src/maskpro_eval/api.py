@@ -58,24 +58,31 @@ class MaskProEvaluator:
         return m.entry()
 
     def _quality_for(self, num_samples: int, sampler: str, steps: int | None, eta: float, batch_size: int,
-                     reference: str | None, consistency_seeds: int = 0) -> QualityEvaluator:
+                     reference: str | None, consistency_seeds: int = 0, dtype: str = "float32",
+                     sampling_backend: str = "standard", compile: bool = False) -> QualityEvaluator:
         if reference in (None, "demo-digits"):
             from .zoo import ZOO_REFERENCE_FILE
             reference = str(ZOO_REFERENCE_FILE)
-        key = (num_samples, sampler, steps, eta, reference, consistency_seeds)
+        key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile)
         if key not in self._quality:
             fs = FullSettings(num_samples=num_samples, sampler=sampler,
                               steps=steps if steps is not None else (100 if sampler == "ddim" else None),
                               eta=eta, seed=self.settings.seed, batch_size=batch_size, device=self.settings.device,
+                              dtype=dtype, sampling_backend=sampling_backend, compile=compile,
                               fid_ref=reference, consistency_seeds=consistency_seeds,
                               samples_dir=str(self.output_dir / "samples_cache"), progress=False)
             self._quality[key] = QualityEvaluator(fs)
         return self._quality[key]
 
     def generate_samples(self, num_samples: int = 64, sampler: str = "ddim", steps: int | None = None,
-                         eta: float = 0.0, batch_size: int = 256, save_grid: bool = True) -> np.ndarray:
-        """uint8 (N, H, W, 3) samples (sample i's noise depends only on (seed, i)); grid PNG saved."""
-        q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference="unused")
+                         eta: float = 0.0, batch_size: int = 256, save_grid: bool = True, dtype: str = "float32",
+                         sampling_backend: str = "standard", compile: bool = False) -> np.ndarray:
+        """uint8 (N, H, W, 3) samples (sample i's noise depends only on (seed, i)); grid PNG saved.
+
+        ``dtype``, ``sampling_backend`` (``"standard"``/``"fast"``), ``compile``: as ``--dtype``,
+        ``--sampling-backend``, ``--compile-sampler`` (on a GPU: ``"float16"``, ``"fast"``, ``True``)."""
+        q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference="unused", dtype=dtype,
+                              sampling_backend=sampling_backend, compile=compile)
         images = q.samples(self.model)
         if save_grid:
             from .images import make_grid, save_png
@@ -84,13 +91,16 @@ class MaskProEvaluator:
 
     def compute_fid(self, reference: str | None = None, num_samples: int = 50_000, sampler: str = "ddim",
                     steps: int | None = None, eta: float = 0.0, batch_size: int = 256,
-                    consistency_seeds: int = 0) -> dict:
+                    consistency_seeds: int = 0, dtype: str = "float32", sampling_backend: str = "standard",
+                    compile: bool = False) -> dict:
         """Standard-protocol FID (and KID where the reference has images) of the model's samples.
 
         ``reference``: as ``--fid-ref`` (``"baseline"`` uses the baseline's samples; default: the
-        demo digits set). Returns plain data with N, bias flag and protocol.
+        demo digits set). ``dtype``/``sampling_backend``/``compile``: see :meth:`generate_samples`.
+        Returns plain data with N, bias flag and protocol.
         """
-        q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds)
+        q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds, dtype,
+                              sampling_backend, compile)
         fid = q.fid(self.model, baseline=self.baseline)
         kid = q.kid(self.model, self.baseline)
         ref = q.reference(self.baseline)
