@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from maskpro_eval.gpu.timing import (capture_cuda_graph, device_info, strict_fp32, synchronize,  # noqa: E402
+from maskpro_eval.gpu.timing import (backend_flags, capture_cuda_graph, device_info, strict_fp32, synchronize,  # noqa: E402
                                      time_callable)
 
 
@@ -138,7 +138,6 @@ def cmd_precision(args):
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    import warnings
     info = device_info()
     modes = [m for m in args.modes.split(",") if m]
     for mode in modes:
@@ -152,14 +151,7 @@ def cmd_precision(args):
                 measure(mode, f, x32, rounds=max(3, args.rounds // 3))
             elif mode == "tf32":
                 m, f = prepare_unet(unet, dev, "float32")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-                try:
-                    measure(mode, f, x32)
-                finally:
-                    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+                measure(mode, f, x32, ctx=backend_flags(tf32=True))
             elif mode == "bf16-autocast":
                 m, f = prepare_unet(unet, dev, "float32")
                 measure(mode, f, x32, ctx=torch.autocast(dev, dtype=torch.bfloat16))

@@ -223,28 +223,10 @@ class FastDDIMSampler:
     def _tf32(self):
         """Backend flags while sampling: TF32 (``allow_tf32``) and ``cudnn.benchmark``; restored on exit."""
         import contextlib
-        import warnings
         if self.device.type != "cuda" or (self.config.allow_tf32 is None and not self.config.cudnn_benchmark):
             return contextlib.nullcontext()
-
-        @contextlib.contextmanager
-        def ctx():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                       torch.backends.cudnn.benchmark)
-                if self.config.allow_tf32 is not None:
-                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(self.config.allow_tf32)
-                if self.config.cudnn_benchmark:
-                    torch.backends.cudnn.benchmark = True
-            try:
-                yield
-            finally:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                     torch.backends.cudnn.benchmark) = old
-        return ctx()
+        from .timing import backend_flags
+        return backend_flags(tf32=self.config.allow_tf32, cudnn_benchmark=True if self.config.cudnn_benchmark else None)
 
     def _prep_input(self, x: torch.Tensor) -> torch.Tensor:
         x_in = x if self.in_dtype == torch.float32 else x.to(self.in_dtype)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import MaskProEvalError
-from .timing import strict_fp32
+from .timing import backend_flags, strict_fp32
 
 __all__ = ["GPUInceptionFeatures", "cudnn_deterministic", "PixelBlockFeatures", "feature_statistics_torch", "fid_from_features_torch",
            "sample_and_extract", "frechet_distance_torch"]
@@ -60,19 +60,10 @@ class GPUInceptionFeatures:
         return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
-@contextlib.contextmanager
 def cudnn_deterministic(enabled: bool = True):
     """cuDNN restricted to deterministic algorithms inside the block (restored on exit): the same image
     gives the same feature bits in every process and run (measured without it: reruns differ by ~6e-6)."""
-    if not enabled:
-        yield
-        return
-    old = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
+    return backend_flags(cudnn_deterministic=True) if enabled else contextlib.nullcontext()
 
 
 class PixelBlockFeatures:

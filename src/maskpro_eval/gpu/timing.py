@@ -166,27 +166,42 @@ def peak_memory(device=None):
 
 
 @contextlib.contextmanager
+def backend_flags(tf32: bool | None = None, cudnn_benchmark: bool | None = None,
+                  cudnn_deterministic: bool | None = None):
+    """Set PyTorch's numeric backend flags inside the block and restore them on exit; None leaves a flag alone.
+
+    ``tf32``: cuBLAS matmuls and cuDNN convolutions in TF32 (True) or strict float32 (False);
+    ``cudnn_benchmark``: let cuDNN time its algorithms per shape; ``cudnn_deterministic``: deterministic
+    cuDNN algorithms only (also turns ``benchmark`` off, which could otherwise pick another algorithm).
+    """
+    import warnings
+    b = torch.backends
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark, b.cudnn.deterministic)
+        if tf32 is not None:
+            b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = bool(tf32)
+        if cudnn_benchmark is not None:
+            b.cudnn.benchmark = bool(cudnn_benchmark)
+        if cudnn_deterministic is not None:
+            b.cudnn.deterministic = bool(cudnn_deterministic)
+            if cudnn_deterministic:
+                b.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, b.cudnn.benchmark, b.cudnn.deterministic = old
+
+
 def strict_fp32(enabled: bool = True):
     """Disable TF32 for cuBLAS matmuls and cuDNN convolutions inside the block (restored on exit).
 
     PyTorch's default lets cuDNN run float32 convolutions in TF32 (10-bit mantissa inputs) on
     Ampere/Hopper; FID features are specified in float32, so the suite computes them strictly.
     """
-    if not enabled:
-        yield
-        return
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    return backend_flags(tf32=False) if enabled else contextlib.nullcontext()
 
 
 def device_info(device=None) -> dict:
