@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 from .gates import Gate, check
+from .gates import format_number
 from .reporting import _save, atomic_write_text, write_results_json
 
 TABLE_FIELDS = ["model", "role", "format", "params_total", "params_nonzero", "global_sparsity",
@@ -129,11 +130,7 @@ def table_markdown(rows: list[dict], columns=None) -> str:
 
 
 def _fmt(v) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return format_number(v, 4)
 
 
 def plot_dashboard(path: Path, rows: list[dict]) -> Path:

@@ -44,12 +44,16 @@ class Gate:
         return d
 
 
-def _fmt(x) -> str:
+def format_number(x, digits: int = 6) -> str:
+    """A value for reports: ``None`` -> ``"n/a"``, floats with ``digits`` significant digits, else ``str``."""
     if x is None:
         return "n/a"
     if isinstance(x, float):
-        return f"{x:.6g}"
+        return f"{x:.{digits}g}"
     return str(x)
+
+
+_fmt = format_number
 
 
 def check(model: str, metric: str, value, op: str, threshold, *, tolerance=None, unit: str = "",

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from .atomic_io import atomic_write_text
+from .gates import format_number
 
 LAYER_CSV_FIELDS = ["model", "name", "type", "shape", "parameters", "zeros", "sparsity", "masked",
                     "nm_compliance", "nm_compliance_channel", "nm_exact", "best_fit", "eligible",
@@ -213,12 +214,7 @@ def summary_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _num(x) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    return str(x)
+_num = format_number
 
 
 class RunOutput:
