@@ -247,20 +247,13 @@ def cmd_reference(args):
         imgs = res["images"][:k]
         ext_tf32 = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch, strict_fp32=False)
         strict = feats[:k]
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
+        with backend_flags(tf32=True):
             ext_tf32(imgs[:8].to(dev))
             synchronize()
             t1 = time.perf_counter()
             f_tf32 = ext_tf32(imgs.to(dev))
             synchronize()
             t_tf32 = time.perf_counter() - t1
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
         synchronize()
         t1 = time.perf_counter()
         f_strict2 = ext(imgs.to(dev))
@@ -442,7 +435,7 @@ def cmd_sweep(args):
     x = s.noise(range(args.batch))
     xin = s._prep_input(x)
     t_mid = s.coefs[len(s.coefs) // 2]["t"]
-    with torch.inference_mode(), s._autocast(), s._tf32():
+    with s.forward_context():
         r = time_callable(lambda: s._call_unet(xin, t_mid), warmup=3, rounds=args.rounds, device=dev)
     synchronize()
     t0 = time.perf_counter()
@@ -475,7 +468,7 @@ def cmd_profile(args):
     x = s._prep_input(s.noise(range(args.batch)))
     t = s.coefs[len(s.coefs) // 2]["t"]
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
-    with torch.inference_mode(), s._autocast(), s._tf32():
+    with s.forward_context():
         for _ in range(2):
             s._call_unet(x, t)
         synchronize()

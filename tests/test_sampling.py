@@ -240,6 +240,25 @@ def test_fast_backend_fills_the_store_with_the_standard_samples(unet, tmp_path):
         generate_to_store(unet, cfg(3), SampleStore(tmp_path / "fast"), 7, progress=False)
 
 
+def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
+    """Another seed reuses the prepared (cast/compiled) model; changed weights get a fresh sampler."""
+    import copy
+
+    from maskpro_eval.sampling import fast_sampler
+    a = fast_sampler(unet, cfg(3, seed=1, backend="fast", dtype="float16"))
+    b = fast_sampler(unet, cfg(3, seed=2, backend="fast", dtype="float16"))
+    assert b.model is a.model and b._fwd is a._fwd and (a.config.seed, b.config.seed) == (1, 2)
+    # a reseeded sampler gives exactly what a freshly prepared one with that seed gives
+    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    fresh = FastDDIMSampler(unet, steps=STEPS, seed=2, batch_size=3, dtype="float16", device="cpu")
+    np.testing.assert_array_equal(b.images(4), fresh.images(4))
+    changed = copy.deepcopy(unet)
+    with torch.no_grad():
+        changed.conv_out.bias.add_(0.1)
+    c = fast_sampler(changed, cfg(3, seed=2, backend="fast", dtype="float16"))
+    assert c.model is not a.model
+
+
 # -------------------------------------------------------------------------------------- store
 def _meta(c, unet=None):
     return protocol_metadata(c, model_id=None if unet is None else {"name": "tiny",

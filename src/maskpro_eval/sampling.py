@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import warnings
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -420,6 +421,32 @@ def generate(unet, config: SamplingConfig, indices=None, *, start: int | None = 
     return out
 
 
+_FAST_SAMPLERS: "OrderedDict[tuple, Any]" = OrderedDict()
+_FAST_SAMPLERS_KEPT = 4
+
+
+def fast_sampler(unet, config: SamplingConfig, scheduler_config=None):
+    """The :class:`~maskpro_eval.gpu.fast_sampling.FastDDIMSampler` for ``config`` (backend ``"fast"``).
+
+    Prepared samplers (weights cast, compiled) are kept for the last few (model weights, settings)
+    and reused for other seeds, so evaluating several seeds or calling again does not copy and compile the
+    UNet again. The key holds :func:`model_fingerprint`: changed weights get a fresh sampler.
+    """
+    from .gpu.fast_sampling import FastDDIMSampler
+    cfg = config.resolved(scheduler_config)
+    key = (model_fingerprint(unet), cfg.dtype, cfg.batch_size, cfg.compile, cfg.device, cfg.num_inference_steps,
+           json.dumps(scheduler_config_dict(scheduler_config), sort_keys=True, default=str))
+    sampler = _FAST_SAMPLERS.pop(key, None)
+    if sampler is None:
+        sampler = FastDDIMSampler(unet, scheduler_config=scheduler_config, steps=cfg.num_inference_steps,
+                                  seed=cfg.seed, batch_size=cfg.batch_size, dtype=cfg.dtype, compile=cfg.compile,
+                                  device=cfg.device)
+    _FAST_SAMPLERS[key] = sampler
+    while len(_FAST_SAMPLERS) > _FAST_SAMPLERS_KEPT:
+        _FAST_SAMPLERS.popitem(last=False)
+    return sampler.reseeded(cfg.seed)
+
+
 def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | Path, num_samples: int, *,
                       scheduler_config=None, model_id: Any = None, chunk_size: int | None = None,
                       overwrite: bool = False, progress: bool = True, rank: int = 0,
@@ -461,11 +488,7 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     if not missing:
         return store
     cfg = config.resolved(scheduler_config)
-    fast = None
-    if cfg.backend == "fast":
-        from .gpu.fast_sampling import FastDDIMSampler
-        fast = FastDDIMSampler(unet, scheduler_config=scheduler_config, steps=cfg.num_inference_steps, seed=cfg.seed,
-                               batch_size=cfg.batch_size, dtype=cfg.dtype, compile=cfg.compile, device=cfg.device)
+    fast = fast_sampler(unet, cfg, scheduler_config) if cfg.backend == "fast" else None
     mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
                if i % int(world_size) == int(rank))
     bar = _make_bar(mine, progress, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store",

@@ -220,7 +220,16 @@ class FastDDIMSampler:
             return torch.autocast(device_type=self.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
-    def _tf32(self):
+    def forward_context(self):
+        """Everything a UNet call of this sampler runs under: inference mode, autocast (if asked for) and the
+        backend flags (TF32, ``cudnn.benchmark``), all restored on exit."""
+        import contextlib
+        stack = contextlib.ExitStack()
+        for ctx in (torch.inference_mode(), self._autocast(), self._backend_flags()):
+            stack.enter_context(ctx)
+        return stack
+
+    def _backend_flags(self):
         """Backend flags while sampling: TF32 (``allow_tf32``) and ``cudnn.benchmark``; restored on exit."""
         import contextlib
         if self.device.type != "cuda" or (self.config.allow_tf32 is None and not self.config.cudnn_benchmark):
@@ -262,7 +271,7 @@ class FastDDIMSampler:
             def run():
                 return self._fwd(static_x, static_t)
 
-            with torch.inference_mode(), self._autocast():
+            with self.forward_context():
                 graph, out = capture_cuda_graph(run, warmup=3)
             self._graph = (b, graph, static_x, static_t, out)
         _, graph, static_x, static_t, out = self._graph
@@ -291,7 +300,7 @@ class FastDDIMSampler:
     def denoise(self, x_T: torch.Tensor) -> torch.Tensor:
         """x_T (float32, on the device) -> x_0 (float32): all DDIM steps."""
         x = x_T
-        with torch.inference_mode(), self._autocast(), self._tf32():
+        with self.forward_context():
             for k, c in enumerate(self.coefs):
                 eps = self._call_unet(self._prep_input(x), c["t"])
                 eps = eps.float()
@@ -305,13 +314,23 @@ class FastDDIMSampler:
         b = int(batch_size or self.config.batch_size)
         t0 = time.perf_counter()
         x = torch.randn((b, *self.shape), device=self.device, generator=None)
-        with torch.inference_mode(), self._autocast(), self._tf32():
+        with self.forward_context():
             for c in self.coefs[:2]:
                 self._call_unet(self._prep_input(x), c["t"])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.compile_seconds = time.perf_counter() - t0
         return self.compile_seconds
+
+    def reseeded(self, seed: int) -> "FastDDIMSampler":
+        """This sampler for another run seed, sharing the prepared (cast, compiled) model: no second copy
+        or compilation. Sample ``i`` of the result gets the noise of ``(seed, i)``."""
+        if int(seed) == int(self.config.seed):
+            return self
+        other = copy.copy(self)
+        other.config = replace_config(self.config, {"seed": int(seed)})
+        other.stats = {"unet_calls": 0, "images": 0, "padded_images": 0}
+        return other
 
     # ------------------------------------------------------------------ batches
     def noise(self, indices: Sequence[int]) -> torch.Tensor:
