@@ -44,18 +44,12 @@ sys.path.insert(0, str(REPO / "src"))
 
 from maskpro_eval import maskpro_training as mpt  # noqa: E402
 from maskpro_eval.architecture import (  # noqa: E402
-    DDPM_CIFAR10_SCHEDULER_CONFIG, DEFAULT_EXCLUDE_LAYERS)
+    DDPM_CIFAR10_SCHEDULER_CONFIG, DDPM_CIFAR10_UNET_CONFIG, DEFAULT_EXCLUDE_LAYERS)
 from maskpro_eval.nm import magnitude_nm_mask, nm_compliance  # noqa: E402
 
 #: The zoo's UNet: DDPM CIFAR-10 block layout, shrunk (384,083 parameters, 1.5 MB in fp32).
-ZOO_UNET_CONFIG: dict = dict(
-    sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
-    block_out_channels=(16, 32, 32, 32),
-    down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=None, norm_num_groups=8, norm_eps=1e-6, freq_shift=1,
-    flip_sin_to_cos=False, downsample_padding=0, time_embedding_type="positional", act_fn="silu",
-)
+ZOO_UNET_CONFIG: dict = {**DDPM_CIFAR10_UNET_CONFIG, "layers_per_block": 1, "block_out_channels": (16, 32, 32, 32),
+                         "norm_num_groups": 8}
 N, M = 2, 4
 REFERENCE_NAME = "digits_reference_32px.npz"
 NUM_VAL = 197                      # held-out images (1797 = 1600 train + 197 val)
