@@ -60,13 +60,34 @@ def main(folder: str) -> None:
             lines.append(f"  tf32 check n={tc['n']}: strict {tc['img_per_s_strict']:.0f} img/s, tf32 {tc['img_per_s_tf32']:.0f}"
                          f" img/s, feature rel diff {tc['feature_rel_diff_tf32_vs_strict']:.2e}, FID rel diff "
                          f"{tc['fid_rel_diff']:.2e}, rerun max diff {tc['strict_rerun_max_abs_diff']:.1e}")
-    f50 = _load(d / "fast50k.json")
-    if f50:
-        wall = _load(d / "fast50k_wall.json") or {}
-        lines.append(f"fast {f50['num_samples']} x {f50['steps']} steps: process wall {wall.get('process_wall_s', 0):.1f}s "
-                     f"(main {f50['wall_seconds']:.1f}s, warm-up/compile {f50['warmup_seconds_rank0']:.1f}s, work "
-                     f"{f50['work_seconds']:.1f}s: sampling GPU {f50['rank0_sampling_gpu_s']:.1f}s, features GPU "
-                     f"{f50['rank0_features_gpu_s']:.1f}s), FID {f50['fid']} ({f50['fid_seconds']:.1f}s)")
+    for name in ("fast50k", "fast50k_s3"):  # session 1 (call2) and session 2 (s3) timed runs
+        f50 = _load(d / f"{name}.json")
+        if f50:
+            wall = (_load(d / f"{name}_wall.json") or {}).get("process_wall_s")
+            wall = "n/a" if wall is None else f"{wall:.1f}s"
+            lines.append(f"{name} {f50['num_samples']} x {f50['steps']} steps {f50['dtype']} B={f50['batch_size']}: "
+                         f"process wall {wall} (main {f50['wall_seconds']:.1f}s, "
+                         f"warm-up/compile {f50['warmup_seconds_rank0']:.1f}s, work {f50['work_seconds']:.1f}s: "
+                         f"sampling GPU {f50['rank0_sampling_gpu_s']:.1f}s, features GPU "
+                         f"{f50['rank0_features_gpu_s']:.1f}s), FID {f50['fid']} ({f50['fid_seconds']:.1f}s)")
+    prof = _load(d / "profile_compile_b1024.json")
+    if prof:
+        shares = ", ".join(f"{k.split(' ')[0]} {v:.1%}" for k, v in prof["kinds_share"].items())
+        lines.append(f"profile B={prof['batch']}: {prof['gpu_us_per_call'] / 1e3:.1f} ms GPU per call ({shares})")
+    for f in sorted(d.glob("sweep_*.json")):
+        r = _load(f)
+        if r:
+            lines.append(f"sweep {r['variant']:<28} B={r['batch']:<5} compile {r['compile_s']:5.1f}s "
+                         f"{r['img_steps_per_s']:>8.0f} img-steps/s (whole batch {r['img_steps_per_s_whole_batch']:.0f})")
+    for f in sorted(d.glob("trained_fidelity*.json")):
+        tf = _load(f)
+        for ref, t in ((tf or {}).get("fid_tables") or {}).items():
+            diffs = "; ".join(f"{k[:-len('_minus_fp32_same_seed')]} {[round(v, 4) for v in t[k]]}"
+                              for k in t if k.endswith("_minus_fp32_same_seed"))
+            lines.append(f"{f.stem} vs {ref}: fp32 seed std {t['fp32_seed_std']:.4f} | minus fp32: {diffs}")
+    inc = _load(d / "inception_speed.json")
+    for r in (inc or {}).get("rows", []):
+        lines.append(f"inception {r['mode']:<28} {r['img_per_s']:7.0f} img/s rel diff {r['rel_feature_diff_vs_strict']:.1e}")
     for name in ("stdpath_a.json", "stdpath_b.json"):
         s = _load(d / name)
         if s:
