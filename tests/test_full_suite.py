@@ -35,7 +35,7 @@ def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_mode
                     "[models.same.full]\nmax_consistency_std = 100.0\n")
     result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "same=demo:dense",
                       "--baseline", "demo:dense", "--fid-ref", str(small_ref),
-                      "--max-fid-increase-relative", "0.25", "--max-drift-mse", "0.02",
+                      "--max-fid-increase-relative", "0.25", "--max-fid-increase", "50", "--max-drift-mse", "0.02",
                       "--max-fid", "400", "--max-kid", "0.5", "--consistency-seeds", "2", "--thresholds", str(toml))
     assert result.ret == 1, result.stdout.str()[-3000:]
     data, gates = _gates(pytester)
@@ -44,6 +44,9 @@ def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_mode
         bad, good = gates[("garbage", metric)], gates[("same", metric)]
         assert not bad["passed"] and bad["value"] > threshold == bad["threshold"], bad
         assert good["passed"] and good["value"] <= threshold == good["threshold"], good
+    bad, good = gates[("garbage", "fid_increase")], gates[("same", "fid_increase")]  # absolute FID increase
+    assert not bad["passed"] and bad["value"] > 50.0 == bad["threshold"], bad
+    assert good["passed"] and good["value"] == 0.0, good
     bad, good = gates[("garbage", "fid_std_over_seeds")], gates[("same", "fid_std_over_seeds")]
     assert not bad["passed"] and bad["value"] > 0.0 == bad["threshold"], bad
     assert good["passed"] and 0.0 < good["value"] <= 100.0 == good["threshold"], good
@@ -53,6 +56,7 @@ def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_mode
         assert q["consistency"]["fid"][0] == q["fid"] == gates[(name, "fid")]["value"]
         assert q["kid_mean"] == gates[(name, "kid")]["value"]
     for line in ("*[[]FAIL[]] garbage: fid = * (gate: fid <= 400); N=16 vs ref N=48 BIASED*",
+                 "*[[]FAIL[]] garbage: fid_increase = * (gate: fid_increase <= 50); model * vs baseline dense*",
                  "*[[]FAIL[]] garbage: kid = * (gate: kid <= 0.5); std over 100 subsets*",
                  "*[[]FAIL[]] garbage: fid_std_over_seeds = * (gate: fid_std_over_seeds <= 0); FID * over seeds [[]0, 1[]]*",
                  "*[[]PASS[]] same: fid_std_over_seeds = * (gate: fid_std_over_seeds <= 100)*"):
