@@ -1,16 +1,13 @@
-"""Root conftest: registers the suite's plugins (options, models, reports) and tier markers.
+"""Root conftest: only what this repository needs beyond the installed plugin.
 
-Options are registered here (the rootdir conftest), never in nested conftests, so
-``pytest -m quick --checkpoint PATH`` works from any directory inside the project.
+The suite's options, fixtures and report hooks are the package's pytest plugin
+(``maskpro_eval.pytest_plugin``, entry point ``pytest11``): nothing to register here.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-pytest_plugins = ["fixtures.options", "fixtures.models", "fixtures.quality", "fixtures.reporting",
-                  "maskpro_eval.gpu.pytest_plugin"]
 
 _ROOT = Path(__file__).resolve().parent
 

@@ -8,7 +8,7 @@
     python benchmarks/gpu_suite.py stdpath    --model DIR/dense --n 10240 --weights W --store S --out std.json
     python benchmarks/gpu_suite.py fidelity   --model DIR/dense --store S --fast-features F.npy --ref ref.npz --out fid.json
 
-The timed 50k fast run is ``python -m maskpro_eval.distributed`` (see run_gpu_suite.sh). Everything runs on the
+The timed 50k fast run is ``python -m maskpro_eval.runtime.distributed`` (see run_gpu_suite.sh). Everything runs on the
 CPU too (``--device cpu --tiny``), which is how the scripts are tested before any device time is spent.
 """
 from __future__ import annotations
@@ -26,8 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from maskpro_eval.gpu.timing import (backend_flags, capture_cuda_graph, device_info, strict_fp32, synchronize,  # noqa: E402
-                                     time_callable)
+from maskpro_eval.runtime.timing import backend_flags, capture_cuda_graph, device_info, strict_fp32, synchronize, time_callable
 
 
 def _dev(args):
@@ -50,7 +49,7 @@ def _tiny_unet():
 
 
 def _load(path):
-    from maskpro_eval.loading import load_checkpoint
+    from maskpro_eval.checkpoints import load_checkpoint
     loaded = load_checkpoint(Path(path))
     sched = None if loaded.scheduler is None else dict(loaded.scheduler.config)
     return loaded.unet.eval(), sched
@@ -58,8 +57,8 @@ def _load(path):
 
 # ----------------------------------------------------------------------------------------------- env
 def cmd_env(args):
-    from maskpro_eval.architecture import build_ddpm_cifar10_unet
-    from maskpro_eval.gpu.flops import DATASHEET_BF16_DENSE_TFLOPS, unet_flops_per_image_step
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.analysis.flops import DATASHEET_BF16_DENSE_TFLOPS, unet_flops_per_image_step
     dev = _dev(args)
     info = device_info()
     res = {"device_info": info, "flops": unet_flops_per_image_step(build_ddpm_cifar10_unet().eval())}
@@ -86,9 +85,9 @@ def cmd_env(args):
 def cmd_make_models(args):
     from diffusers import DDPMPipeline, DDPMScheduler
 
-    from maskpro_eval.architecture import (DDPM_CIFAR10_SCHEDULER_CONFIG, DEFAULT_EXCLUDE_LAYERS,
-                                           build_ddpm_cifar10_unet, layer_is_excluded)
-    from maskpro_eval.nm import is_groupable, magnitude_nm_mask
+    from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, build_ddpm_cifar10_unet
+    from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, layer_is_excluded
+    from maskpro_eval.analysis.nm import is_groupable, magnitude_nm_mask
     torch.manual_seed(args.seed)
     unet = _tiny_unet() if args.tiny else build_ddpm_cifar10_unet().eval()
     out = Path(args.out)
@@ -109,8 +108,8 @@ def cmd_make_models(args):
 # ----------------------------------------------------------------------------------------- precision
 def cmd_precision(args):
     """UNet forward img-steps/s at one batch in every precision/compile mode (same random input)."""
-    from maskpro_eval.gpu.bench import prepare_unet
-    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    from maskpro_eval.runtime.bench import prepare_unet
+    from maskpro_eval.analysis.flops import unet_flops_per_image_step
     dev = _dev(args)
     unet, _ = _load(args.model) if args.model else (_tiny_unet(), None)
     flops = unet_flops_per_image_step(unet)["flops"]
@@ -192,7 +191,7 @@ def cmd_anchor(args):
     """diffusers DDIMPipeline with fp32 defaults (the protocol as published), img/s on a subset."""
     from diffusers import DDIMPipeline, DDIMScheduler
 
-    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
     dev = _dev(args)
     unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
     sched = DDIMScheduler.from_config(sched_cfg or DDPM_CIFAR10_SCHEDULER_CONFIG)
@@ -222,9 +221,8 @@ def cmd_anchor(args):
 # ----------------------------------------------------------------------------------------- reference
 def cmd_reference(args):
     """Reference statistics: the fast path (bf16) on seed ``--seed``; plus a TF32-vs-strict feature check."""
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
-    from maskpro_eval.gpu.features import (GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch,
-                                           sample_and_extract)
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch, sample_and_extract
     dev = _dev(args)
     unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
     t0 = time.perf_counter()
@@ -274,8 +272,10 @@ def cmd_reference(args):
 def cmd_stdpath(args):
     """Issue #3 item 8: the standard (fp32, correct-first) full-tier path - QualityEvaluator's own calls:
     sampling.generate_to_store (fp32, batch 256, resumable chunks) then InceptionFeatureExtractor.features."""
-    from maskpro_eval.inception import InceptionFeatureExtractor
-    from maskpro_eval.sampling import SamplingConfig, generate_to_store, model_fingerprint
+    from maskpro_eval.metrics.inception import InceptionFeatureExtractor
+    from maskpro_eval.sampling.config import SamplingConfig
+    from maskpro_eval.sampling.fill_store import generate_to_store
+    from maskpro_eval.sampling.unet_io import model_fingerprint
     dev = _dev(args)
     unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
     unet.to(dev)
@@ -314,9 +314,9 @@ def cmd_stdpath(args):
 # ------------------------------------------------------------------------------------------ fidelity
 def cmd_fidelity(args):
     """bf16 fast path vs fp32 standard path on the same seeds: FID (N and subsets), spread, pixels."""
-    from maskpro_eval.fid import feature_statistics, frechet_distance
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
-    from maskpro_eval.sample_store import SampleStore
+    from maskpro_eval.metrics.fid import feature_statistics, frechet_distance
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    from maskpro_eval.sampling.store import SampleStore
     dev = _dev(args)
     ref = np.load(args.ref)
     mu_r, sig_r = ref["mu"], ref["sigma"]
@@ -325,7 +325,7 @@ def cmd_fidelity(args):
     n = len(f32)
     fbf_same = np.asarray(fbf[:n])
 
-    from maskpro_eval.gpu.features import feature_statistics_torch, frechet_distance_torch
+    from maskpro_eval.metrics.gpu_features import feature_statistics_torch, frechet_distance_torch
     mu_rt = torch.as_tensor(mu_r, device=dev)
     sig_rt = torch.as_tensor(sig_r, device=dev)
 
@@ -371,7 +371,7 @@ def cmd_fidelity(args):
     out["bf16_spread_std_at_n"] = float(np.std(big + [out["fid_bf16_fast"]], ddof=1)) if big else None
     # pixels: fast bf16 vs the fp32 store, and fast fp32 vs the fp32 store (same batch size) on the GPU
     unet, sched_cfg = _load(args.model) if args.model else (_tiny_unet(), None)
-    from maskpro_eval.sample_store import _STORE_FILE
+    from maskpro_eval.sampling.store import _STORE_FILE
     header = json.loads((Path(args.store) / _STORE_FILE).read_text())
     store = SampleStore(args.store, metadata=header["metadata"])
     std_imgs = store.load(n)[:args.pixels]
@@ -424,8 +424,8 @@ def sweep_config(variant: str, batch: int):
 def cmd_sweep(args):
     """One fast-path configuration: compile time, UNet-call median (CUDA events) and one whole batch of
     100 DDIM steps, in img-steps/s. One process per variant (inductor/cuDNN state does not leak)."""
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
-    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    from maskpro_eval.analysis.flops import unet_flops_per_image_step
     dev = _dev(args)
     unet, sched = _load(args.model) if args.model else (_tiny_unet(), None)
     flops = unet_flops_per_image_step(unet)["flops"]
@@ -457,8 +457,8 @@ def cmd_profile(args):
     """Where the GPU time of one compiled bf16 UNet call goes: kernels grouped by kind (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
-    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    from maskpro_eval.analysis.flops import unet_flops_per_image_step
     dev = _dev(args)
     unet, sched = _load(args.model) if args.model else (_tiny_unet(), None)
     flops = unet_flops_per_image_step(unet)
@@ -518,15 +518,15 @@ def cmd_profile(args):
 def cmd_trained_fidelity(args):
     """Reduced precision vs fp32 on a TRAINED UNet (the demo zoo's dense model): FIDs of the same seeds in each
     precision against fixed references, the fp32 seed-to-seed spread, and pixel differences on identical x_T."""
-    from maskpro_eval.fid import frechet_distance
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
-    from maskpro_eval.gpu.features import GPUInceptionFeatures, feature_statistics_torch, sample_and_extract
-    from maskpro_eval.zoo import zoo_model_path, zoo_reference_images
+    from maskpro_eval.metrics.fid import frechet_distance
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch, sample_and_extract
+    from maskpro_eval.checkpoints.zoo import zoo_model_path, zoo_reference_images
     dev = _dev(args)
     model = args.model or str(zoo_model_path("dense"))
     unet, sched = _load(model)
     if args.pixel_features:
-        from maskpro_eval.gpu.features import PixelBlockFeatures
+        from maskpro_eval.metrics.gpu_features import PixelBlockFeatures
         ext = PixelBlockFeatures(16, device=dev)
     else:
         ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch)
@@ -591,8 +591,8 @@ def cmd_trained_fidelity(args):
 
 def cmd_inception_speed(args):
     """Inception features img/s on the GPU: strict fp32 vs TF32, deterministic cuDNN or not; FID change."""
-    from maskpro_eval.fid import frechet_distance
-    from maskpro_eval.gpu.features import GPUInceptionFeatures, feature_statistics_torch
+    from maskpro_eval.metrics.fid import frechet_distance
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch
     dev = _dev(args)
     g = torch.Generator().manual_seed(0)
     imgs = torch.randint(0, 256, (args.n, 3, 32, 32), generator=g, dtype=torch.uint8).to(dev)
@@ -623,7 +623,7 @@ def cmd_inception_speed(args):
 
 
 def cmd_best(args):
-    """Flags for ``python -m maskpro_eval.distributed`` from the fastest sweep result whose compile took at most
+    """Flags for ``python -m maskpro_eval.runtime.distributed`` from the fastest sweep result whose compile took at most
     ``--max-compile-s`` (ranked by whole-batch img-steps/s, DDIM update included)."""
     rows = [json.loads(Path(f).read_text()) for f in sorted(Path(args.dir).glob("sweep_*.json"))]
     rows = [r for r in rows if r.get("compile_s", 1e9) <= args.max_compile_s]

@@ -101,7 +101,7 @@ case "$STAGE" in
     nvidia-smi 2>&1 | head -20 | tee -a "$LOG"
     step env 120 $PY benchmarks/gpu_suite.py env $DEV --out "$R/env.json"
     models
-    step pytest-gpu 230 $PY -m pytest -p maskpro_eval.gpu.pytest_plugin -p no:cacheprovider -m gpu evaluation_tests/test_gpu.py \
+    step pytest-gpu 230 $PY -m pytest -p maskpro_eval.pytest_plugin.gpu -p no:cacheprovider -m gpu evaluation_tests/test_gpu.py \
       --checkpoint m24=$W/models/magnitude_2of4 --baseline dense=$W/models/dense \
       --bench-batches $SWEEP --bench-sparse-batch $SPB --bench-rounds 20 --bench-warmup 5 \
       --benchmark-json "$R/bench_gpu.json" --bench-plot "$R/forward_scaling_gpu.png" --bench-records "$R/forward_records_gpu.json" \
@@ -117,7 +117,7 @@ case "$STAGE" in
     ;;
   sparse)
     models
-    step pytest-sparse 400 $PY -m pytest -p maskpro_eval.gpu.pytest_plugin -p no:cacheprovider -m gpu evaluation_tests/test_gpu.py \
+    step pytest-sparse 400 $PY -m pytest -p maskpro_eval.pytest_plugin.gpu -p no:cacheprovider -m gpu evaluation_tests/test_gpu.py \
       -k "sparse24" --checkpoint m24=$W/models/magnitude_2of4 --baseline dense=$W/models/dense --bench-sparse-batch $SPB \
       --bench-rounds 20 --bench-warmup 5 --benchmark-json "$R/bench_sparse24.json" --reports-dir $W/reports --run-name gpusparse -q -rs
     cp $W/reports/gpusparse/benchmarks/sparse24_m24.json "$R/" 2>/dev/null
@@ -130,7 +130,7 @@ case "$STAGE" in
       --compile --weights $INC --npz $W/ref_seed1_10k.npz --tf32-check $((REF_N < 2048 ? REF_N : 2048)) --out "$R/reference.json"
     cold=$W/inductor_cold_$$; rm -rf "$cold"
     t0=$(date +%s.%N)
-    step fast50k 340 env TORCHINDUCTOR_CACHE_DIR=$cold $PY -m maskpro_eval.distributed --model $W/models/dense \
+    step fast50k 340 env TORCHINDUCTOR_CACHE_DIR=$cold $PY -m maskpro_eval.runtime.distributed --model $W/models/dense \
       --num-samples $FAST_N --batch-size $B --steps $STEPS $DEV --dtype bfloat16 $COMPILE --inception-weights $INC \
       --ref-npz $W/ref_seed1_10k.npz --save-features $W/fast_feats_seed0.npy --out "$R/fast50k.json"
     t1=$(date +%s.%N)
@@ -152,7 +152,7 @@ case "$STAGE" in
   x2a|x2b)
     nvidia-smi -L 2>&1 | tee -a "$LOG"
     export TORCHINDUCTOR_CACHE_DIR=$W/inductor_x2
-    DIST="-m maskpro_eval.distributed $X2MODEL --batch-size $B --steps $STEPS $DEV --dtype bfloat16 $COMPILE"
+    DIST="-m maskpro_eval.runtime.distributed $X2MODEL --batch-size $B --steps $STEPS $DEV --dtype bfloat16 $COMPILE"
     TR="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
     if [ "$STAGE" = x2a ]; then
       N=${X2_N:-16384}; FEAT="--features pixel16"; REF=""
@@ -190,11 +190,11 @@ case "$STAGE" in
     FLAGS=$(cat "$R/best_flags.txt" 2>/dev/null || echo "--compile --batch-size $B")
     say "flags: $FLAGS"
     export TORCHINDUCTOR_CACHE_DIR=$W/inductor_ref
-    step reference 150 $PY -m maskpro_eval.distributed --model $W/models/dense --seed 1 --num-samples $((REF_N < 5120 ? REF_N : 5120)) --steps $STEPS $DEV \
+    step reference 150 $PY -m maskpro_eval.runtime.distributed --model $W/models/dense --seed 1 --num-samples $((REF_N < 5120 ? REF_N : 5120)) --steps $STEPS $DEV \
       --dtype bfloat16 $FLAGS --inception-weights $INC --save-stats $W/ref_seed1.npz --out "$R/reference_s3.json"
     cold=$W/inductor_cold_$$; rm -rf "$cold"
     t0=$(date +%s.%N)
-    step fast50k 330 env TORCHINDUCTOR_CACHE_DIR=$cold $PY -m maskpro_eval.distributed --model $W/models/dense \
+    step fast50k 330 env TORCHINDUCTOR_CACHE_DIR=$cold $PY -m maskpro_eval.runtime.distributed --model $W/models/dense \
       --num-samples $FAST_N --steps $STEPS $DEV --dtype bfloat16 $FLAGS --inception-weights $INC \
       --ref-npz $W/ref_seed1.npz --out "$R/fast50k_s3.json"
     t1=$(date +%s.%N)

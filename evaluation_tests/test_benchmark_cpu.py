@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from maskpro_eval.gpu.timing import cuda_sync_perf_counter
+from maskpro_eval.runtime.timing import cuda_sync_perf_counter
 
 pytestmark = [pytest.mark.bench, pytest.mark.benchmark(timer=cuda_sync_perf_counter)]
 
@@ -19,8 +19,8 @@ def _bench(benchmark, ev_model, bench_batch, bench_settings, prepared_unets, ben
     import platform
 
     import torch
-    from maskpro_eval.gpu.bench import forward_case, prepare_unet, run_forward_benchmark
-    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    from maskpro_eval.runtime.bench import forward_case, prepare_unet, run_forward_benchmark
+    from maskpro_eval.analysis.flops import unet_flops_per_image_step
     key = (ev_model.name, "cpu", "float32")
     if key not in prepared_unets:
         module, fwd = prepare_unet(ev_model.unet, "cpu", "float32")
@@ -54,7 +54,7 @@ def test_forward_latency_cpu_baseline(baseline_required, bench_batch, benchmark,
 
 def test_forward_scaling_plot_cpu(bench_records, attach_image, run_output):
     """Latency and throughput against batch size on the CPU into the report."""
-    from maskpro_eval.gpu.bench import scaling_plot_png
+    from maskpro_eval.runtime.bench import scaling_plot_png
     recs = [r for r in bench_records if r["device"] == "cpu"]
     if not any(r.get("median_ms") for r in recs):
         pytest.skip("no timed CPU forward records (benchmarks disabled or skipped)")

@@ -9,8 +9,8 @@ pytestmark = pytest.mark.compare
 @pytest.fixture(scope="module")
 def comparison(model_registry, quality, pytestconfig):
     """Evaluate each model once (analysis, latency, FID/KID, consistency, paired drift) and compare."""
-    from maskpro_eval.compare import comparison_rows
-    from maskpro_eval.latency import measure_forward_latency
+    from maskpro_eval.gating.compare import comparison_rows
+    from maskpro_eval.runtime.latency import measure_forward_latency
 
     names = list(model_registry.specs)
     originals = model_registry.by_role("original") or model_registry.by_role("baseline")
@@ -29,7 +29,7 @@ def comparison(model_registry, quality, pytestconfig):
              "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
              "consistency": quality.consistency(m, fid_baseline)}
         if ref_model is not None and name != reference:
-            from maskpro_eval.quality import drift_summary
+            from maskpro_eval.metrics.quality import drift_summary
             d = quality.drift(m, ref_model)
             q["drift"] = drift_summary(d)
         e["quality"] = q
@@ -39,7 +39,8 @@ def comparison(model_registry, quality, pytestconfig):
 
 def test_comparison_artifacts(comparison, thresholds, run_output, record_model, attach_image, record_protocol):
     """comparison_table.csv/.md, detailed_results.json, comparison_report.md, dashboard and efficiency plots."""
-    from maskpro_eval.compare import relative_gates, write_comparison
+    from maskpro_eval.gating.compare import relative_gates
+    from maskpro_eval.reporting.comparison import write_comparison
 
     rules = thresholds.file_data.get("compare", {}).get("relative", [])
     gates = relative_gates(comparison["rows"], rules)
@@ -59,8 +60,8 @@ def test_comparison_artifacts(comparison, thresholds, run_output, record_model, 
 
 def test_relative_gates(comparison, thresholds, record_gate):
     """Gates of one model relative to another ([[compare.relative]] in the thresholds file)."""
-    from maskpro_eval.compare import relative_gates
-    from maskpro_eval.gates import failure_message
+    from maskpro_eval.gating.compare import relative_gates
+    from maskpro_eval.gating.gates import failure_message
 
     rules = thresholds.file_data.get("compare", {}).get("relative", [])
     if not rules:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from maskpro_eval.gates import check
+from maskpro_eval.gating.gates import check
 
 pytestmark = pytest.mark.full
 
@@ -41,7 +41,7 @@ def full_protocol_recorded(quality, baseline):
 def test_fid(model, baseline, quality, thresholds, record_gate, record_model, record_protocol,
              attach_image, full_protocol_recorded):
     """FID against the reference set <= --max-fid (standard protocol, N and reference stated)."""
-    from maskpro_eval.images import make_grid, png_bytes
+    from maskpro_eval.sampling.images import make_grid, png_bytes
 
     record_protocol(full_protocol_recorded)
     fid = quality.fid(model, baseline=baseline)
@@ -125,7 +125,7 @@ def test_generation_consistency(model, baseline, quality, thresholds, record_gat
 
 def test_paired_drift(model, baseline_required, quality, thresholds, record_gate, record_model):
     """Per-sample MSE/PSNR between model and baseline samples from identical noise (distribution)."""
-    from maskpro_eval.quality import drift_summary
+    from maskpro_eval.metrics.quality import drift_summary
 
     d = quality.drift(model, baseline_required)
     record_model(model.name, {"quality": {"drift": drift_summary(d)}})

@@ -14,15 +14,15 @@ import json
 
 import pytest
 
-from maskpro_eval.gates import check
-from maskpro_eval.gpu.timing import cuda_sync_perf_counter
+from maskpro_eval.gating.gates import check
+from maskpro_eval.runtime.timing import cuda_sync_perf_counter
 
 pytestmark = [pytest.mark.gpu, pytest.mark.bench, pytest.mark.benchmark(timer=cuda_sync_perf_counter)]
 
 
 def _prepared(prepared_unets, ev_model, device, settings):
-    from maskpro_eval.gpu.bench import prepare_unet
-    from maskpro_eval.gpu.flops import unet_flops_per_image_step
+    from maskpro_eval.runtime.bench import prepare_unet
+    from maskpro_eval.analysis.flops import unet_flops_per_image_step
     key = (ev_model.name, str(device), settings.dtype, settings.compile, settings.compile_mode)
     if key not in prepared_unets:
         module, fwd = prepare_unet(ev_model.unet, device, settings.dtype, settings.compile, settings.compile_mode)
@@ -34,7 +34,7 @@ def _prepared(prepared_unets, ev_model, device, settings):
 def _forward_benchmark(benchmark, ev_model, bench_batch, device, bench_settings, prepared_unets, bench_records,
                        record_model, role):
     import torch
-    from maskpro_eval.gpu.bench import forward_case, run_forward_benchmark
+    from maskpro_eval.runtime.bench import forward_case, run_forward_benchmark
     module, fwd, flops = _prepared(prepared_unets, ev_model, device, bench_settings)
     benchmark.group = f"forward B={bench_batch} {bench_settings.dtype}"
     case = forward_case(ev_model.name, module, fwd, bench_batch, device, bench_settings.dtype, flops_per_image=flops)
@@ -64,7 +64,7 @@ def test_forward_latency_baseline(cuda_device, baseline_required, bench_batch, b
 
 def test_forward_scaling_plot(cuda_device, bench_records, attach_image, run_output):
     """Latency and throughput against batch size (every model and the baseline) into the report."""
-    from maskpro_eval.gpu.bench import scaling_plot_png
+    from maskpro_eval.runtime.bench import scaling_plot_png
     recs = [r for r in bench_records if r["device"].startswith("cuda")]
     if not any(r.get("median_ms") for r in recs):
         pytest.skip("no timed forward records (benchmarks disabled or skipped)")
@@ -78,7 +78,7 @@ def test_forward_scaling_plot(cuda_device, bench_records, attach_image, run_outp
 def test_sparse24_eligibility(model, record_model):
     """Per layer: can PyTorch run it on sparse tensor cores (matmul paths only), the eligible FLOP share
     and the Amdahl bound of a perfect 2x on those layers. Needs no GPU."""
-    from maskpro_eval.gpu.sparse24 import eligibility_table
+    from maskpro_eval.runtime.sparse24 import eligibility_table
     n, m = model.nm
     table = eligibility_table(model.unet, n, m, model.settings.exclude_layers, report=model.analysis())
     record_model(model.name, {"sparse24": {k: v for k, v in table.items() if k != "layers"}})
@@ -90,8 +90,7 @@ def test_sparse24_eligibility(model, record_model):
 def test_sparse24_speed(cuda_device, model, bench_settings, record_model, record_gate, run_output):
     """Dense vs cuSPARSELt per eligible layer (real shapes, real batch, CUDA graphs; eager separately), end to
     end with eligible layers swapped, theory beside measurement, and sparse == masked-dense within bf16."""
-    from maskpro_eval.gpu.sparse24 import (benchmark_end_to_end, benchmark_layers, eligibility_table,
-                                           sparse24_available, speedup_summary)
+    from maskpro_eval.runtime.sparse24 import benchmark_end_to_end, benchmark_layers, eligibility_table, sparse24_available, speedup_summary
     reason = sparse24_available()
     if reason:
         pytest.skip(reason)
@@ -132,8 +131,8 @@ def test_sparse24_speed(cuda_device, model, bench_settings, record_model, record
 def test_sparse24_forward_benchmark(cuda_device, model, kernels, benchmark, bench_settings, prepared_unets):
     """pytest-benchmark record of the whole forward (CUDA-graph replay) with dense vs 2:4 kernels, one group:
     ``--benchmark-compare-fail`` can track both."""
-    from maskpro_eval.gpu.sparse24 import eligibility_table, sparse24_available, swap_to_sparse
-    from maskpro_eval.gpu.timing import capture_cuda_graph
+    from maskpro_eval.runtime.sparse24 import eligibility_table, sparse24_available, swap_to_sparse
+    from maskpro_eval.runtime.timing import capture_cuda_graph
     reason = sparse24_available()
     if reason:
         pytest.skip(reason)

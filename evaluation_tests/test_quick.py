@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskpro_eval.gates import check
+from maskpro_eval.gating.gates import check
 
 pytestmark = pytest.mark.quick
 
@@ -63,7 +63,7 @@ def test_target_sparsity(model, thresholds, gate):
 
 def test_quick_samples(model, thresholds, gate, attach_image, record_model, record_protocol):
     """A handful of DDIM samples through a diffusers scheduler: saved as a grid, not degenerate."""
-    from maskpro_eval.images import make_grid, png_bytes
+    from maskpro_eval.sampling.images import make_grid, png_bytes
 
     images, cfg = model.quick_samples()
     assert images.shape[0] == cfg.batch_size and images.dtype.name == "uint8"

@@ -8,8 +8,8 @@ pytestmark = pytest.mark.workflow
 
 def test_training_run_trend(pytestconfig, model_registry, run_output, attach_image, record_model, record_protocol):
     """Every selected checkpoint's sparsity/N:M facts against epoch, with the training logs found inside."""
-    from maskpro_eval.reporting import write_results_json
-    from maskpro_eval.workflow import plot_trends
+    from maskpro_eval.reporting.results import write_results_json
+    from maskpro_eval.reporting.trends import plot_trends
 
     if not pytestconfig.getoption("--training-dir"):
         pytest.skip("no --training-dir given")

@@ -42,10 +42,10 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from maskpro_eval import maskpro_training as mpt  # noqa: E402
-from maskpro_eval.architecture import (  # noqa: E402
-    DDPM_CIFAR10_SCHEDULER_CONFIG, DDPM_CIFAR10_UNET_CONFIG, DEFAULT_EXCLUDE_LAYERS)
-from maskpro_eval.nm import magnitude_nm_mask, nm_compliance  # noqa: E402
+import maskpro_training as mpt  # noqa: E402
+from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, DDPM_CIFAR10_UNET_CONFIG
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.analysis.nm import magnitude_nm_mask, nm_compliance  # noqa: E402
 
 #: The zoo's UNet: DDPM CIFAR-10 block layout, shrunk (384,083 parameters, 1.5 MB in fp32).
 ZOO_UNET_CONFIG: dict = {**DDPM_CIFAR10_UNET_CONFIG, "layers_per_block": 1, "block_out_channels": (16, 32, 32, 32),
@@ -507,7 +507,7 @@ def main(argv=None) -> int:
                            sampled_loss_first_10pct=float(np.mean(sl[:k])) if sl else None,
                            sampled_loss_last_10pct=float(np.mean(sl[-k:])) if sl else None,
                            groups_changed_vs_magnitude=changed,
-                           code="maskpro_eval.maskpro_training.learn_masks"),
+                           code="maskpro_training.learn_masks"),
         one_shot_before_fine_tune=mp_oneshot, fine_tune=info, **mp_final)
     save_model(mp, out / "maskpro_2of4")
     timings["maskpro_2of4"] = time.time() - t0

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import torch
 
-from maskpro_eval.architecture import DEFAULT_EXCLUDE_LAYERS, DDPM_CIFAR10_SCHEDULER_CONFIG, layer_is_excluded
-from maskpro_eval.nm import is_groupable, magnitude_nm_mask
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, layer_is_excluded
+from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+from maskpro_eval.analysis.nm import is_groupable, magnitude_nm_mask
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
@@ -78,7 +79,7 @@ def save_pipeline(unet, folder: Path, scheduler_config: dict | None = None) -> P
 def zoo_garbage_unet(seed: int = 0):
     """An untrained UNet of the demo zoo's architecture: its samples are noise, not digits."""
     from diffusers import UNet2DModel
-    from maskpro_eval.zoo import zoo_model_path
+    from maskpro_eval.checkpoints.zoo import zoo_model_path
     torch.manual_seed(seed)
     return UNet2DModel.from_config(UNet2DModel.load_config(zoo_model_path("dense") / "unet")).eval()
 

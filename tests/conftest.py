@@ -1,10 +1,16 @@
 """Shared fixtures of the project's tests."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tests.builders import save_pipeline, zoo_garbage_unet
+
+#: The zoo builder's training code (scripts/maskpro_training.py) is imported by its own tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +27,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def small_ref(tmp_path_factory):
     """A 48-image FID reference (.npz of uint8 images) cut from the bundled digits set."""
-    from maskpro_eval.zoo import zoo_reference_images
+    from maskpro_eval.checkpoints.zoo import zoo_reference_images
     path = tmp_path_factory.mktemp("ref") / "ref.npz"
     np.savez(path, images=zoo_reference_images()[:48])
     return path

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from maskpro_eval.api import MaskProEvaluator
-from maskpro_eval.sampling import SamplingError
+from maskpro_eval.sampling.config import SamplingError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,4 +1,4 @@
-"""maskpro_eval.atomic_io: temp file in the same folder, fsync, os.replace, no partial file on error."""
+"""maskpro_eval.reporting.atomic_io: temp file in the same folder, fsync, os.replace, no partial file on error."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ import stat
 import numpy as np
 import pytest
 
-from maskpro_eval import atomic_io
-from maskpro_eval.atomic_io import atomic_savez, atomic_write, atomic_write_bytes, atomic_write_text
+from maskpro_eval.reporting import atomic_io
+from maskpro_eval.reporting.atomic_io import atomic_savez, atomic_write, atomic_write_bytes, atomic_write_text
 
 
 def test_writers_round_trip_and_create_folders(tmp_path):

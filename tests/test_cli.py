@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from maskpro_eval.cli import main
+from maskpro_eval.cli.main import main
 from tests.builders import SHARED_FIXTURES
 
 PRUNED = SHARED_FIXTURES / "real_formats" / "run" / "pruned" / "magnitude" / "ddpm_tiny_pruned"

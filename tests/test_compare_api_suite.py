@@ -74,7 +74,7 @@ REAL_RUN = SHARED_FIXTURES / "real_formats" / "run" / "maskpro" / "training"
 @pytest.mark.skipif(not REAL_RUN.exists(), reason="shared fixtures not present")
 def test_run_command_workflow_on_real_training_run(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "maskpro_eval.cli", "run", "--mode", "quick", "--output-dir", str(out),
+    proc = subprocess.run([sys.executable, "-m", "maskpro_eval.cli.main", "run", "--mode", "quick", "--output-dir", str(out),
                            "--training-dir", str(REAL_RUN), "--training-select", "all", "--",
                            "--trust-pickle", "--quick-samples", "4", "--quick-steps", "4", "--benchmark-disable",
                            "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=600)

@@ -1,8 +1,8 @@
 """Compare-mode arithmetic, relative gates, and training-run discovery on the real fixture."""
 import pytest
 
-from maskpro_eval.compare import comparison_rows, pareto_front, relative_gates
-from maskpro_eval.workflow import discover, select
+from maskpro_eval.gating.compare import comparison_rows, pareto_front, relative_gates
+from maskpro_eval.checkpoints.training_run import discover, select
 from tests.builders import SHARED_FIXTURES
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from maskpro_eval.distributed import DistContext, gather_features, shard_batches, shard_indices
+from maskpro_eval.runtime.distributed import DistContext, gather_features, shard_batches, shard_indices
 
 from .builders import save_pipeline, tiny_unet
 
@@ -41,10 +41,10 @@ def _run(args, nproc, tmp_path, name):
     out = tmp_path / f"{name}.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     if nproc == 1:
-        cmd = [sys.executable, "-m", "maskpro_eval.distributed"]
+        cmd = [sys.executable, "-m", "maskpro_eval.runtime.distributed"]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "maskpro_eval.distributed"]
+               "-m", "maskpro_eval.runtime.distributed"]
     res = subprocess.run(cmd + args + ["--out", str(out)], capture_output=True, text=True, timeout=180, env=env,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
@@ -71,9 +71,10 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     assert two["features_sha256"] == one["features_sha256"]
     assert two["fid"] == one["fid"] and np.isfinite(one["fid"])
     # and the features are those of the standard sampling path's images
-    from maskpro_eval.loading import load_checkpoint
-    from maskpro_eval.sampling import SamplingConfig, generate
-    from maskpro_eval.gpu.features import PixelBlockFeatures
+    from maskpro_eval.checkpoints import load_checkpoint
+    from maskpro_eval.sampling.config import SamplingConfig
+    from maskpro_eval.sampling.standard import generate
+    from maskpro_eval.metrics.gpu_features import PixelBlockFeatures
     unet = load_checkpoint(model).unet
     n = torch.get_num_threads()
     torch.set_num_threads(1)

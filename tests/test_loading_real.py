@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from maskpro_eval.errors import BaseModelNotFoundError, PickleNotTrustedError, ShapeMismatchError
-from maskpro_eval.loading import describe_checkpoint, load_checkpoint
+from maskpro_eval.checkpoints import describe_checkpoint, load_checkpoint
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real_formats"
 PRUNED = REAL / "run" / "pruned" / "magnitude" / "ddpm_tiny_pruned"

@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from maskpro_eval.nm import (best_fit_pattern, groups, is_groupable, magnitude_nm_mask, nm_compliance,
-                             parse_nm, topn_mask_grouped, ungroup)
+from maskpro_eval.analysis.nm import best_fit_pattern, groups, is_groupable, magnitude_nm_mask, nm_compliance, parse_nm, topn_mask, ungroup
 
 
 def test_parse_nm():
@@ -58,7 +57,7 @@ def test_topn_from_logits_and_strict_compliance():
     torch.manual_seed(0)
     shape = (16, 8, 3, 3)
     logits = torch.randn(16 * 8 * 9 // 4, 4)
-    mask = topn_mask_grouped(logits, 2, shape)
+    mask = topn_mask(logits, 2, shape)
     assert mask.shape == shape and mask.sum() == mask.numel() // 2
     c = nm_compliance(mask, 2, 4)
     assert c.compliance == 1.0 and c.exact == 1.0

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from maskpro_eval.errors import CheckpointError, MaskProEvalError, ReferenceError_, ReferenceSetError
-from maskpro_eval.reference import (ReferenceCacheWarning, ReferenceStats, default_cache_dir,
-                                    load_cifar10_batches, load_reference, stats_from_images)
+from maskpro_eval.metrics.reference import ReferenceCacheWarning, ReferenceStats, default_cache_dir, load_cifar10_batches, load_reference, stats_from_images
 
 pytestmark = pytest.mark.unit
 
@@ -319,7 +318,7 @@ def test_interrupted_cache_write_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    import maskpro_eval.reference as refmod
+    import maskpro_eval.metrics.reference as refmod
 
     monkeypatch.setattr(refmod.np, "savez", boom)
     with pytest.raises(KeyboardInterrupt):
@@ -341,8 +340,8 @@ def test_missing_inception_weights_error(tmp_path):
 
 
 def test_fid_against_reference(tmp_path):
-    from maskpro_eval.fid import SmallSampleWarning
-    from maskpro_eval.reference import fid_against_reference
+    from maskpro_eval.metrics.fid import SmallSampleWarning
+    from maskpro_eval.metrics.reference import fid_against_reference
 
     p = tmp_path / "ref.npz"
     np.savez(p, images=_images(40, seed=5))
@@ -351,7 +350,7 @@ def test_fid_against_reference(tmp_path):
     samples = _images(30, seed=6)
     with pytest.warns(SmallSampleWarning):
         res = fid_against_reference(samples, ref, ext, kid_subsets=5, kid_subset_size=20)
-    from maskpro_eval.fid import frechet_distance
+    from maskpro_eval.metrics.fid import frechet_distance
 
     direct = stats_from_images(samples, FakeExtractor())
     assert res.value == pytest.approx(frechet_distance(direct.mu, direct.sigma, ref.mu, ref.sigma))

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from maskpro_eval.images import make_grid, png_base64, save_png, to_uint8
-from maskpro_eval.sample_store import (CorruptChunkWarning, SampleStore, SampleStoreIncompleteError,
-                                       SampleStoreMismatchError)
-from maskpro_eval.sampling import (SamplingConfig, SamplingError, generate, generate_to_store,
-                                   make_scheduler, model_fingerprint, noise_seed, protocol_metadata,
-                                   sample_generators, sample_noise)
+from maskpro_eval.sampling.images import make_grid, png_base64, save_png, to_uint8
+from maskpro_eval.sampling.store import CorruptChunkWarning, SampleStore, SampleStoreIncompleteError, SampleStoreMismatchError
+from maskpro_eval.sampling.config import SamplingConfig, SamplingError, make_scheduler, protocol_metadata
+from maskpro_eval.sampling.standard import generate
+from maskpro_eval.sampling.fill_store import generate_to_store
+from maskpro_eval.sampling.unet_io import model_fingerprint
+from maskpro_eval.sampling.noise import noise_seed, sample_generators, sample_noise
 
 from .builders import tiny_unet
 
@@ -244,12 +245,12 @@ def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     """Another seed reuses the prepared (cast/compiled) model; changed weights get a fresh sampler."""
     import copy
 
-    from maskpro_eval.sampling import fast_sampler
+    from maskpro_eval.sampling.fill_store import fast_sampler
     a = fast_sampler(unet, cfg(3, seed=1, backend="fast", dtype="float16"))
     b = fast_sampler(unet, cfg(3, seed=2, backend="fast", dtype="float16"))
     assert b.model is a.model and b._fwd is a._fwd and (a.config.seed, b.config.seed) == (1, 2)
     # a reseeded sampler gives exactly what a freshly prepared one with that seed gives
-    from maskpro_eval.gpu.fast_sampling import FastDDIMSampler
+    from maskpro_eval.sampling.fast import FastDDIMSampler
     fresh = FastDDIMSampler(unet, steps=STEPS, seed=2, batch_size=3, dtype="float16", device="cpu")
     np.testing.assert_array_equal(b.images(4), fresh.images(4))
     changed = copy.deepcopy(unet)
@@ -308,7 +309,7 @@ def test_sharded_processes_fill_one_store(unet, tmp_path):
 
 
 def test_metadata_equal_for_scheduler_object_dict_and_default():
-    from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, default_scheduler
+    from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, default_scheduler
     c = SamplingConfig()
     a = protocol_metadata(c)
     assert a == protocol_metadata(c, default_scheduler())

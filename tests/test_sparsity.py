@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from maskpro_eval.sparsity import analyze_sparsity
+from maskpro_eval.analysis.sparsity import analyze_sparsity
 from tests.builders import masked_layers, prune_nm, prune_unstructured, tiny_unet
 
 
@@ -77,7 +77,7 @@ def test_unstructured_is_not_compliant():
 
 def test_ddpm_cifar10_reference_numbers():
     """FORMATS.md: 35,746,307 params, 113 Conv2d/Linear, 87 masked layers, 45.95% conv/linear sparsity."""
-    from maskpro_eval.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
     torch.manual_seed(0)
     unet = build_ddpm_cifar10_unet().eval()
     prune_nm(unet)

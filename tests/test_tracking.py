@@ -1,7 +1,7 @@
 """SwanLab offline logging: no network, files on disk, every metric and verdict present."""
 import pytest
 
-from maskpro_eval.tracking import flatten_metrics
+from maskpro_eval.reporting.tracking import flatten_metrics
 
 RESULTS = {
     "run": {"name": "r1"},
@@ -24,7 +24,7 @@ def test_offline_swanlab_run(tmp_path, monkeypatch):
     pytest.importorskip("swanlab")
     import numpy as np
     from PIL import Image
-    from maskpro_eval.tracking import log_to_swanlab
+    from maskpro_eval.reporting.tracking import log_to_swanlab
 
     monkeypatch.setenv("SWANLAB_MODE", "offline")
     run_dir = tmp_path / "run"

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from maskpro_eval import zoo
-from maskpro_eval.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, DEFAULT_EXCLUDE_LAYERS
-from maskpro_eval.maskpro_training import maskable_layers
-from maskpro_eval.nm import nm_compliance
+from maskpro_eval.checkpoints import zoo
+from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_training import maskable_layers
+from maskpro_eval.analysis.nm import nm_compliance
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Unit tests of maskpro_eval.maskpro_training (MaskPro-style N:M mask learning)."""
+"""Unit tests of maskpro_training (MaskPro-style N:M mask learning)."""
 from __future__ import annotations
 
 import itertools
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from maskpro_eval import maskpro_training as mpt
+import maskpro_training as mpt
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +109,7 @@ def test_group_view_round_trip_and_magnitude_logits():
     assert torch.equal(g[0], w.reshape(8, -1)[0, :4])          # row-major: consecutive in*kh*kw
     assert torch.equal(mpt.ungroup_view(g, w.shape), w)
     logits = mpt.magnitude_logits(w, 4, temperature=5.0)
-    from maskpro_eval.nm import magnitude_nm_mask
+    from maskpro_eval.analysis.nm import magnitude_nm_mask
     assert torch.equal(mpt.ungroup_view(mpt.final_mask(logits, 2), w.shape), magnitude_nm_mask(w, 2, 4))
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_checkpoint": ("maskpro_eval.loading", "load_checkpoint"),
-    "describe_checkpoint": ("maskpro_eval.loading", "describe_checkpoint"),
-    "LoadedCheckpoint": ("maskpro_eval.checkpoint", "LoadedCheckpoint"),
-    "analyze_sparsity": ("maskpro_eval.sparsity", "analyze_sparsity"),
-    "fid_from_images": ("maskpro_eval.fid", "fid_from_images"),
-    "kid_from_images": ("maskpro_eval.fid", "kid_from_images"),
+    "load_checkpoint": ("maskpro_eval.checkpoints", "load_checkpoint"),
+    "describe_checkpoint": ("maskpro_eval.checkpoints", "describe_checkpoint"),
+    "LoadedCheckpoint": ("maskpro_eval.checkpoints.loaded", "LoadedCheckpoint"),
+    "analyze_sparsity": ("maskpro_eval.analysis.sparsity", "analyze_sparsity"),
+    "fid_from_images": ("maskpro_eval.metrics.fid", "fid_from_images"),
+    "kid_from_images": ("maskpro_eval.metrics.fid", "kid_from_images"),
     "MaskProEvaluator": ("maskpro_eval.api", "MaskProEvaluator"),
 }
 

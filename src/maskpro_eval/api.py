@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import DEFAULT_EXCLUDE_LAYERS
-from .evaluation import EvalSettings, EvaluatedModel, ModelSpec, parse_model_spec
-from .quality import FullSettings, QualityEvaluator
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.evaluation import EvalSettings, EvaluatedModel, ModelSpec, parse_model_spec
+from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
 
 
 class MaskProEvaluator:
@@ -61,7 +61,7 @@ class MaskProEvaluator:
                      reference: str | None, consistency_seeds: int = 0, dtype: str = "float32",
                      sampling_backend: str = "standard", compile: bool = False) -> QualityEvaluator:
         if reference in (None, "demo-digits"):
-            from .zoo import ZOO_REFERENCE_FILE
+            from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
             reference = str(ZOO_REFERENCE_FILE)
         key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile)
         if key not in self._quality:
@@ -85,7 +85,7 @@ class MaskProEvaluator:
                               sampling_backend=sampling_backend, compile=compile)
         images = q.samples(self.model)
         if save_grid:
-            from .images import make_grid, save_png
+            from maskpro_eval.sampling.images import make_grid, save_png
             save_png(self.output_dir / "samples" / f"{self.model.name}_grid.png", make_grid(images[:64], nrow=8))
         return images
 
@@ -113,13 +113,13 @@ class MaskProEvaluator:
         if self.baseline is not None:
             out["baseline_fid"] = q.fid(self.baseline, baseline=self.baseline).value
             out["fid_increase"] = out["fid"] - out["baseline_fid"]
-            from .quality import drift_summary
+            from maskpro_eval.metrics.quality import drift_summary
             d = q.drift(self.model, self.baseline)
             out["drift"] = drift_summary(d)
         return out
 
     def benchmark_inference_speed(self, batch_sizes=(1, 8), rounds: int = 10, warmup: int = 2) -> dict:
         """Forward latency per batch size for the model (and baseline): median ms, images/s, peak memory."""
-        from .latency import measure_forward_latency
+        from maskpro_eval.runtime.latency import measure_forward_latency
         return {m.name: [measure_forward_latency(m.unet, b, rounds=rounds, warmup=warmup) for b in batch_sizes]
                 for m in self._models()}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .architecture import DEFAULT_EXCLUDE_LAYERS
-from .errors import CheckpointError
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.errors import CheckpointError
 
 ROLES = ("model", "baseline", "original")
 
@@ -68,11 +68,11 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
 
     ``training_dir``: the selected checkpoints of a training run become models under test.
     """
-    from . import zoo
+    from maskpro_eval.checkpoints import zoo
 
     specs: list[ModelSpec] = []
     if training_dir:
-        from .workflow import discover, select
+        from maskpro_eval.checkpoints.training_run import discover, select
         specs += [ModelSpec(name=c.name, path=str(c.path)) for c in select(discover(training_dir), training_select)]
     if checkpoints:
         specs += [parse_model_spec(c) for c in checkpoints]
@@ -98,7 +98,7 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
 
 
 def resolve_path(spec_path: str) -> Path:
-    from . import zoo
+    from maskpro_eval.checkpoints import zoo
     return Path(zoo.resolve_model_spec(spec_path))
 
 
@@ -125,7 +125,7 @@ class EvaluatedModel:
     def load(self):
         """The LoadedCheckpoint (raises MaskProEvalError subclasses on bad input)."""
         if self._loaded is None:
-            from .loading import load_checkpoint
+            from maskpro_eval.checkpoints import load_checkpoint
             path = self.path
             if not path.exists():
                 raise CheckpointError(path, "no such file or folder", "a checkpoint file or folder",
@@ -149,7 +149,7 @@ class EvaluatedModel:
     def analysis(self):
         """SparsityReport (cached)."""
         if self._analysis is None:
-            from .sparsity import analyze_sparsity
+            from maskpro_eval.analysis.sparsity import analyze_sparsity
             n, m = self.nm
             loaded = self.load()
             # A checkpoint that names its masked layers (MaskPro wrappers, mask buffers/folders) is
@@ -191,7 +191,8 @@ class EvaluatedModel:
     def quick_samples(self):
         """A handful of DDIM samples (uint8 NHWC) for the quick tier."""
         if self._samples is None:
-            from .sampling import SamplingConfig, generate
+            from maskpro_eval.sampling.config import SamplingConfig
+            from maskpro_eval.sampling.standard import generate
             cfg = SamplingConfig(sampler="ddim", num_inference_steps=self.settings.quick_steps, eta=0.0,
                                  seed=self.settings.seed, batch_size=self.settings.quick_samples,
                                  device=self.settings.device)

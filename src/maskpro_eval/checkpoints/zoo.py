@@ -1,0 +1,53 @@
+"""The bundled demo model zoo: tiny trained DDPM UNets on 32px digits (see ``demo_zoo/ZOO.md``).
+
+Built by ``scripts/build_demo_zoo.py``. Models are diffusers ``DDPMPipeline`` folders; a model spec
+``"demo:NAME"`` anywhere a checkpoint path is accepted resolves to the bundled folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+#: Directory holding the bundled models and the reference data.
+ZOO_ROOT: Path = Path(__file__).resolve().parents[1] / "demo_zoo"
+
+#: Bundled model names (each a diffusers pipeline folder under :data:`ZOO_ROOT`).
+ZOO_MODELS: tuple[str, ...] = ("dense", "magnitude_2of4", "noncompliant", "maskpro_2of4")
+
+#: Models the quick tier evaluates when the user names none, and the baseline they are compared to.
+DEFAULT_MODELS_UNDER_TEST: tuple[str, ...] = ("magnitude_2of4", "maskpro_2of4")
+DEFAULT_BASELINE: str = "dense"
+
+#: FID reference images (uint8 (1797, 32, 32, 3), key ``images``).
+ZOO_REFERENCE_FILE: Path = ZOO_ROOT / "digits_reference_32px.npz"
+
+DEMO_PREFIX = "demo:"
+
+
+def zoo_model_path(name: str) -> Path:
+    """Folder of the bundled model ``name``; ValueError listing the names if it is unknown."""
+    if name not in ZOO_MODELS:
+        raise ValueError(f"unknown demo model {name!r}; the demo zoo has: {', '.join(ZOO_MODELS)} "
+                         f"(use e.g. 'demo:{ZOO_MODELS[0]}')")
+    path = ZOO_ROOT / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"demo model {name!r} is not installed at {path}; rebuild it with "
+                                "'python scripts/build_demo_zoo.py'")
+    return path
+
+
+def resolve_model_spec(spec: str | Path) -> Path:
+    """``"demo:NAME"`` -> the bundled model folder; anything else -> ``Path(spec)`` unchanged."""
+    if isinstance(spec, str) and spec.startswith(DEMO_PREFIX):
+        return zoo_model_path(spec[len(DEMO_PREFIX):])
+    return Path(spec)
+
+
+def zoo_reference_images() -> np.ndarray:
+    """The digits reference set as uint8 ``(N, 32, 32, 3)`` (no scikit-learn needed)."""
+    if not ZOO_REFERENCE_FILE.is_file():
+        raise FileNotFoundError(f"demo reference data missing at {ZOO_REFERENCE_FILE}; rebuild it with "
+                                "'python scripts/build_demo_zoo.py'")
+    with np.load(ZOO_REFERENCE_FILE) as data:
+        return data["images"]

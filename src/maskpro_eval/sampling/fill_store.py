@@ -1,0 +1,100 @@
+"""Filling a resumable sample store with either backend (several processes may share one store)."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from maskpro_eval.sampling.config import SamplingConfig, SamplingError, protocol_metadata, scheduler_config_dict
+from maskpro_eval.sampling.fast import FastDDIMSampler
+from maskpro_eval.sampling.standard import generate, make_bar
+from maskpro_eval.sampling.store import SampleStore, SampleStoreMismatchError
+from maskpro_eval.sampling.unet_io import model_fingerprint
+
+log = logging.getLogger(__name__)
+
+_FAST_SAMPLERS: "OrderedDict[tuple, Any]" = OrderedDict()
+_FAST_SAMPLERS_KEPT = 4
+
+
+def fast_sampler(unet, config: SamplingConfig, scheduler_config=None):
+    """The :class:`~maskpro_eval.sampling.fast.FastDDIMSampler` for ``config`` (backend ``"fast"``).
+
+    Prepared samplers (weights cast, compiled) are kept for the last few (model weights, settings)
+    and reused for other seeds, so evaluating several seeds or calling again does not copy and compile the
+    UNet again. The key holds :func:`model_fingerprint`: changed weights get a fresh sampler.
+    """
+    cfg = config.resolved(scheduler_config)
+    key = (model_fingerprint(unet), cfg.dtype, cfg.batch_size, cfg.compile, cfg.device, cfg.num_inference_steps,
+           json.dumps(scheduler_config_dict(scheduler_config), sort_keys=True, default=str))
+    sampler = _FAST_SAMPLERS.pop(key, None)
+    if sampler is None:
+        sampler = FastDDIMSampler(unet, scheduler_config=scheduler_config, steps=cfg.num_inference_steps,
+                                  seed=cfg.seed, batch_size=cfg.batch_size, dtype=cfg.dtype, compile=cfg.compile,
+                                  device=cfg.device)
+    _FAST_SAMPLERS[key] = sampler
+    while len(_FAST_SAMPLERS) > _FAST_SAMPLERS_KEPT:
+        _FAST_SAMPLERS.popitem(last=False)
+    return sampler.reseeded(cfg.seed)
+
+
+def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | Path, num_samples: int, *,
+                      scheduler_config=None, model_id: Any = None, chunk_size: int | None = None,
+                      overwrite: bool = False, progress: bool = True, rank: int = 0,
+                      world_size: int = 1) -> SampleStore:
+    """Fill ``store`` with samples ``0 .. num_samples-1``, chunk by chunk; complete chunks are skipped.
+
+    ``store``: a :class:`SampleStore` (its metadata must contain ``protocol_metadata(config, ...)``'s
+    ``"sampling"`` and ``"scheduler_config"`` entries, else :class:`SampleStoreMismatchError`), or a folder,
+    opened as ``SampleStore(folder, chunk_size, protocol_metadata(config, scheduler_config, model_id),
+    overwrite)``. Each chunk is written atomically when done, so an interrupted run loses at most the
+    chunk in progress; corrupt chunks are reported and regenerated. Returns the store;
+    ``store.load(num_samples)`` gives the images.
+
+    Several processes (e.g. one per GPU) can share one store: process ``rank`` of ``world_size`` makes the
+    missing chunks whose chunk number ``start // chunk_size`` is ``rank`` modulo ``world_size`` (samples do
+    not depend on who makes them); afterwards ``store.is_complete(num_samples)`` tells whether all are in.
+    """
+    if not 0 <= int(rank) < int(world_size):
+        raise SamplingError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+    meta = protocol_metadata(config, scheduler_config, model_id)
+    if not isinstance(store, SampleStore):
+        store = SampleStore(store, chunk_size=chunk_size, metadata=meta, overwrite=overwrite)
+    else:
+        for key in ("sampling", "scheduler_config"):
+            if store.metadata.get(key) != meta[key]:
+                raise SampleStoreMismatchError(
+                    f"{store.directory}: the store's metadata[{key!r}] = {store.metadata.get(key)!r} does not "
+                    f"match this request's {meta[key]!r}. Fix: open the store with "
+                    f"metadata=protocol_metadata(config, scheduler_config, model_id)")
+    num_samples = int(num_samples)
+    missing = [(s, e) for s, e in store.missing_chunks(num_samples)
+               if (s // store.chunk_size) % int(world_size) == int(rank)]
+    todo = sum(e - s for s, e in missing)
+    if store.corrupt_chunks:
+        log.warning("%s: regenerating corrupt chunk(s): %s", store.directory, ", ".join(store.corrupt_chunks))
+    if missing and todo < num_samples:
+        log.info("%s: resuming; %d sample(s) in %d chunk(s) to generate (of %d)",
+                 store.directory, todo, len(missing), num_samples)
+    if not missing:
+        return store
+    cfg = config.resolved(scheduler_config)
+    fast = fast_sampler(unet, cfg, scheduler_config) if cfg.backend == "fast" else None
+    mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
+               if i % int(world_size) == int(rank))
+    bar = make_bar(mine, progress, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store",
+                    initial=mine - todo)
+    try:
+        for s, e in missing:
+            if fast is not None:
+                images = fast.images(start=s, count=e - s)
+                bar.update(e - s)
+            else:
+                images = generate(unet, cfg, start=s, count=e - s, scheduler_config=scheduler_config,
+                                  progress=progress, _bar=bar)
+            store.write_chunk(s, images)
+    finally:
+        bar.close()
+    return store
