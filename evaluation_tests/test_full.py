@@ -12,13 +12,6 @@ from maskpro_eval.gating.gates import check
 pytestmark = pytest.mark.full
 
 
-def _protocol(quality, ref, n) -> dict:
-    s = quality.settings
-    return {"N": n, "sampler": s.sampler, "steps": s.steps, "eta": s.eta, "seed": s.seed,
-            "reference": f"{ref.source} (N={ref.n})", "inception_sha256": quality.extractor.weights_sha256[:16],
-            "dtype": s.dtype, "device": s.device}
-
-
 def _fid_detail(fid, kid) -> str:
     text = f"N={fid.n_a} vs ref N={fid.n_b}"
     if fid.biased:
@@ -30,12 +23,7 @@ def _fid_detail(fid, kid) -> str:
 
 @pytest.fixture(scope="session")
 def full_protocol_recorded(quality, baseline):
-    ref = quality.reference(baseline)
-    return {"fid_protocol": "standard (StyleGAN2-ADA/EDM/torch-fidelity; clean-fid legacy_tensorflow)",
-            "inception_weights_sha256": quality.extractor.weights_sha256,
-            "inception_weights_standard": quality.extractor.weights_are_standard,
-            "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
-            **{f"full_{k}": v for k, v in quality.settings.protocol().items()}}
+    return quality.run_protocol(baseline)
 
 
 def test_fid(model, baseline, quality, thresholds, record_gate, record_model, record_protocol,
@@ -46,7 +34,6 @@ def test_fid(model, baseline, quality, thresholds, record_gate, record_model, re
     record_protocol(full_protocol_recorded)
     fid = quality.fid(model, baseline=baseline)
     kid = quality.kid(model, baseline)
-    ref = quality.reference(baseline)
     images = quality.samples(model)
     rel = f"samples/{model.name}_full_grid.png"
     attach_image(rel, png_bytes(make_grid(images[:64], nrow=8)), label=f"{model.name} samples (first 64)")
@@ -54,14 +41,14 @@ def test_fid(model, baseline, quality, thresholds, record_gate, record_model, re
         "fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "fid_crosscheck_rel_diff": fid.crosscheck_rel_diff,
         "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
         "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
-        "protocol": _protocol(quality, ref, fid.n_a)}})
+        "protocol": quality.protocol_record(fid.n_a, baseline)}})
     assert fid.crosscheck_rel_diff is None or fid.crosscheck_rel_diff < 1e-3, (
         f"eigenvalue and sqrtm FID disagree: {fid.value} vs {fid.value_sqrtm}")
-    threshold = thresholds.get("full", "max_fid", model.name)
+    threshold = thresholds.get("full", "max_fid", model.name, has_baseline=baseline is not None)
     if threshold is None:
         pytest.skip(f"{fid.summary()} recorded; no max_fid gate set")
     g = record_gate(check(model.name, "fid", fid.value, "<=", threshold, detail=_fid_detail(fid, kid),
-                          protocol=_protocol(quality, ref, fid.n_a)))
+                          protocol=quality.protocol_record(fid.n_a, baseline)))
     assert g.passed, g.message
 
 
@@ -69,7 +56,6 @@ def test_fid_increase_over_baseline(model, baseline_required, quality, threshold
     """FID(model) - FID(baseline) <= --max-fid-increase (absolute) and/or relative to the baseline."""
     fid = quality.fid(model, baseline=baseline_required)
     base = quality.fid(baseline_required, baseline=baseline_required)
-    ref = quality.reference(baseline_required)
     inc = fid.value - base.value
     rel = inc / base.value if base.value > 0 else float("inf")
     record_model(model.name, {"quality": {"fid_increase": inc, "fid_increase_relative": rel,
@@ -77,7 +63,7 @@ def test_fid_increase_over_baseline(model, baseline_required, quality, threshold
     record_model(baseline_required.name, {"quality": {"fid": base.value, "fid_n": base.n_a,
                                                       "fid_biased": base.biased}})
     gates = []
-    proto = _protocol(quality, ref, fid.n_a)
+    proto = quality.protocol_record(fid.n_a, baseline_required)
     for key, value, unit in (("max_fid_increase", inc, ""), ("max_fid_increase_relative", rel, "")):
         threshold = thresholds.get("full", key, model.name)
         if threshold is not None:
@@ -96,13 +82,12 @@ def test_kid(model, baseline, quality, thresholds, record_gate):
     kid = quality.kid(model, baseline)
     if kid is None:
         pytest.skip("reference has only mu/sigma: KID needs reference images or features")
-    threshold = thresholds.get("full", "max_kid", model.name)
+    threshold = thresholds.get("full", "max_kid", model.name, has_baseline=baseline is not None)
     if threshold is None:
         pytest.skip(f"KID {kid[0]:.5f} +- {kid[1]:.5f} recorded; no max_kid gate set")
-    ref = quality.reference(baseline)
     g = record_gate(check(model.name, "kid", kid[0], "<=", threshold,
                           detail=f"std over {quality.settings.kid_subsets} subsets {kid[1]:.5f}",
-                          protocol=_protocol(quality, ref, quality.settings.num_samples)))
+                          protocol=quality.protocol_record(baseline=baseline)))
     assert g.passed, g.message
 
 
@@ -116,10 +101,9 @@ def test_generation_consistency(model, baseline, quality, thresholds, record_gat
     if threshold is None:
         pytest.skip(f"FID over {len(cons['seeds'])} seeds {cons['mean']:.3f} +- {cons['std']:.3f} recorded; "
                     "no max_consistency_std gate set")
-    ref = quality.reference(baseline)
     g = record_gate(check(model.name, "fid_std_over_seeds", cons["std"], "<=", threshold,
                           detail=f"FID {cons['mean']:.4f} +- {cons['std']:.4f} over seeds {cons['seeds']}",
-                          protocol=_protocol(quality, ref, quality.settings.num_samples)))
+                          protocol=quality.protocol_record(baseline=baseline)))
     assert g.passed, g.message
 
 

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import torch
 
-from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, targeted_layers
 from maskpro_eval.analysis.nm import groups as _nm_groups, topn_grouped, ungroup as _nm_ungroup
 
 __all__ = [
@@ -55,24 +54,9 @@ def ungroup_view(grouped: torch.Tensor, shape) -> torch.Tensor:
 
 def maskable_layers(model: torch.nn.Module, m: int = 4,
                     exclude: Iterable[str] = DEFAULT_EXCLUDE_LAYERS) -> dict[str, torch.nn.Module]:
-    """Every ``Conv2d``/``Linear`` of ``model`` not matching an ``exclude`` regex (``re.search``).
-
-    Raises ValueError if a selected layer cannot be cut into groups of ``m`` (row-major).
-    """
-    exclude = tuple(exclude)
-    out: dict[str, torch.nn.Module] = {}
-    for name, mod in model.named_modules():
-        if not isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
-            continue
-        if any(re.search(p, name) for p in exclude):
-            continue
-        w = mod.weight
-        red = w[0].numel()
-        if red % m:
-            raise ValueError(f"layer {name!r} has reduction size {red} (weight {tuple(w.shape)}), "
-                             f"not a multiple of M={m}")
-        out[name] = mod
-    return out
+    """The layers MaskPro masks: the suite's masked-layer rule (``analysis.layers.targeted_layers``),
+    strict: a non-excluded layer that cannot be cut into groups of ``m`` raises ValueError."""
+    return targeted_layers(model, m, exclude, strict=True)
 
 
 def magnitude_logits(weight: torch.Tensor, m: int, temperature: float = 5.0) -> torch.Tensor:

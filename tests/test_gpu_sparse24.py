@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maskpro_eval.runtime.sparse24 import Conv1x1AsLinear, amdahl_bound, eligibility_table, layer_kind, sparse24_available
+from maskpro_eval.analysis.eligibility import layer_kind
+from maskpro_eval.runtime.sparse24 import Conv1x1AsLinear, amdahl_bound, eligibility_table, sparse24_available
 from maskpro_eval.analysis.sparsity import analyze_sparsity
 
 from .builders import prune_nm, tiny_unet

@@ -9,6 +9,7 @@ import numpy as np
 from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
 from maskpro_eval.evaluation import EvalSettings, EvaluatedModel, ModelSpec, parse_model_spec
 from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
+from maskpro_eval.sampling.config import SamplingConfig
 
 
 class MaskProEvaluator:
@@ -65,11 +66,10 @@ class MaskProEvaluator:
             reference = str(ZOO_REFERENCE_FILE)
         key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile)
         if key not in self._quality:
-            fs = FullSettings(num_samples=num_samples, sampler=sampler,
-                              steps=steps if steps is not None else (100 if sampler == "ddim" else None),
-                              eta=eta, seed=self.settings.seed, batch_size=batch_size, device=self.settings.device,
-                              dtype=dtype, sampling_backend=sampling_backend, compile=compile,
-                              fid_ref=reference, consistency_seeds=consistency_seeds,
+            sampling = SamplingConfig(sampler=sampler, num_inference_steps=steps, eta=eta, seed=self.settings.seed,
+                                      batch_size=batch_size, device=self.settings.device, dtype=dtype,
+                                      backend=sampling_backend, compile=compile)
+            fs = FullSettings(sampling=sampling, num_samples=num_samples, fid_ref=reference, consistency_seeds=consistency_seeds,
                               samples_dir=str(self.output_dir / "samples_cache"), progress=False)
             self._quality[key] = QualityEvaluator(fs)
         return self._quality[key]

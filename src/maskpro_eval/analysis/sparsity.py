@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-import torch
 from torch import nn
 
-from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, layer_is_excluded
+from maskpro_eval.analysis.eligibility import sparse_tc_eligibility
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, is_targeted
 from maskpro_eval.analysis.macs import layer_macs
 from maskpro_eval.analysis.nm import best_fit_pattern, is_groupable, nm_compliance
 
 #: cuSPARSELt (Hopper) semi-structured constraints for 16-bit weights: both dims multiples of 16.
-SPARSE_TC_MIN_MULTIPLE = 16
 
 
 @dataclass
@@ -69,22 +68,6 @@ class SparsityReport:
         return sorted(rows, key=lambda l: getattr(l, key))[:k]
 
 
-def _eligibility(module: nn.Module, weight: torch.Tensor, n: int, m: int) -> tuple[bool, str]:
-    """Whether PyTorch can run this layer on sparse tensor cores (cuSPARSELt, 16-bit)."""
-    if (n, m) != (2, 4):
-        return False, f"sparse tensor cores support only 2:4, not {n}:{m}"
-    if isinstance(module, nn.Conv2d):
-        if module.kernel_size != (1, 1) or module.groups != 1 or module.stride != (1, 1):
-            return False, "kxk convolution: no 2:4 convolution kernel in PyTorch/cuDNN/CUTLASS"
-    out_f, in_f = weight.shape[0], weight.shape[1]
-    if out_f % SPARSE_TC_MIN_MULTIPLE or in_f % SPARSE_TC_MIN_MULTIPLE:
-        return False, f"shape ({out_f}, {in_f}) not a multiple of {SPARSE_TC_MIN_MULTIPLE} in both dims"
-    c = nm_compliance(weight.reshape(out_f, in_f), 2, 4, "row")
-    if c is None or c.compliance < 1.0:
-        return False, "weights are not strictly 2:4 along the reduction dimension"
-    return True, "matmul with strict 2:4 weights (to_sparse_semi_structured)"
-
-
 def analyze_sparsity(unet: nn.Module, n: int = 2, m: int = 4,
                      exclude_layers=DEFAULT_EXCLUDE_LAYERS, masks: dict | None = None,
                      value_bytes: int = 2, masked_layers: set[str] | None = None) -> SparsityReport:
@@ -107,14 +90,15 @@ def analyze_sparsity(unet: nn.Module, n: int = 2, m: int = 4,
         if masked_layers is not None:
             masked = name in masked_layers
         else:
-            masked = (not layer_is_excluded(name, exclude_layers)) and is_groupable(w.shape, m, "row")
+            masked = is_targeted(name, w.shape, m, exclude_layers)
         row = nm_compliance(w, n, m, "row")
         chan = nm_compliance(w, n, m, "channel")
         mask = masks.get(name)
         exact = nm_compliance(mask, n, m, "row").exact if mask is not None and is_groupable(
             mask.shape, m, "row") else None
         fit, _ = best_fit_pattern(w, "row")
-        eligible, reason = _eligibility(module, w, n, m)
+        elig = sparse_tc_eligibility(module, n, m, w)
+        eligible, reason = elig.eligible, elig.reason
         layer_mac = macs.get(name, 0)
         density = 1.0 - zeros / w.numel()
         layers.append(LayerSparsity(

@@ -1,0 +1,1 @@
+"""The `maskpro-eval` command: inspect, run (tiers through pytest)."""

@@ -17,6 +17,9 @@ File layout (every key optional; an absent gate threshold switches that gate off
     max_consistency_std = 2.0         # FID std over seeds
     max_drift_mse_mean = 0.05         # paired per-sample MSE to the baseline (pixels in [0,1])
 
+    [full.no_baseline]                # applied only when the run has no --baseline
+    max_fid = 10.0
+
     [models.magnitude_2of4.quick]     # per-model overrides
     min_nm_compliance = 0.99
 """
@@ -37,6 +40,9 @@ DEFAULTS: dict[str, dict] = {
     "full": {},
     "compare": {},
 }
+
+#: Sub-table of a tier whose keys apply only when the run has no baseline (``[full.no_baseline]``).
+NO_BASELINE = "no_baseline"
 
 KNOWN_KEYS = {
     "quick": {"min_nm_compliance", "target_sparsity", "sparsity_tolerance", "sparsity_scope",
@@ -71,16 +77,21 @@ class Thresholds:
         _validate(path, data)
         return cls(data, cli, source=str(path))
 
-    def get(self, tier: str, key: str, model: str | None = None, default=None):
+    def get(self, tier: str, key: str, model: str | None = None, default=None, has_baseline: bool = True):
+        """The threshold of ``key``: defaults < file < ``[TIER.no_baseline]`` (only when the run has no
+        baseline) < ``[models.NAME.TIER]`` < command line. None = that gate is off."""
         value = DEFAULTS.get(tier, {}).get(key, default)
-        value = self.file_data.get(tier, {}).get(key, value)
+        section = self.file_data.get(tier, {})
+        value = section.get(key, value)
+        if not has_baseline:
+            value = section.get(NO_BASELINE, {}).get(key, value)
         if model is not None:
             value = self.file_data.get("models", {}).get(model, {}).get(tier, {}).get(key, value)
         cli_value = self.cli.get(tier, {}).get(key)
         return value if cli_value is None else cli_value
 
     def section(self, tier: str, model: str | None = None) -> dict:
-        keys = set(DEFAULTS.get(tier, {})) | set(self.file_data.get(tier, {})) | set(self.cli.get(tier, {}))
+        keys = (set(DEFAULTS.get(tier, {})) | set(self.file_data.get(tier, {})) | set(self.cli.get(tier, {}))) - {NO_BASELINE}
         if model is not None:
             keys |= set(self.file_data.get("models", {}).get(model, {}).get(tier, {}))
         return {k: self.get(tier, k, model) for k in sorted(keys) if self.get(tier, k, model) is not None}
@@ -105,6 +116,9 @@ def _check_keys(path: Path, tier: str, section: dict, where: str) -> None:
                               "fix the section name")
     if tier == "compare":
         return
+    if isinstance(section.get(NO_BASELINE), dict):
+        section = dict(section)
+        _check_keys(path, tier, section.pop(NO_BASELINE), f"{where}.{NO_BASELINE}")
     unknown = set(section) - KNOWN_KEYS[tier]
     if unknown:
         raise CheckpointError(path, f"unknown key(s) {sorted(unknown)} in [{where}]",

@@ -4,11 +4,13 @@ drift against a baseline on identical noise."""
 from __future__ import annotations
 
 import hashlib
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from maskpro_eval.reporting.atomic_io import atomic_write
+from maskpro_eval.sampling.config import SamplingConfig
 
 #: Seed offset of the baseline samples used as ``--fid-ref baseline`` (independent of the models' noise).
 BASELINE_REFERENCE_SEED_OFFSET = 1_000_003
@@ -16,18 +18,12 @@ BASELINE_REFERENCE_SEED_OFFSET = 1_000_003
 
 @dataclass
 class FullSettings:
-    """Full-tier protocol (defaults: the published DDPM CIFAR-10 pruning protocol)."""
+    """Full-tier protocol: how samples are drawn (``sampling``, the one :class:`SamplingConfig`) plus
+    how many, the reference set and the metrics' settings. Defaults: the published DDPM CIFAR-10
+    pruning protocol (50,000 samples, DDIM 100 steps, eta 0)."""
 
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     num_samples: int = 50_000
-    sampler: str = "ddim"
-    steps: int | None = 100
-    eta: float = 0.0
-    seed: int = 0
-    batch_size: int = 256
-    dtype: str = "float32"
-    device: str = "cpu"
-    sampling_backend: str = "standard"
-    compile: bool = False
     fid_ref: str | None = None
     inception_weights: str | None = None
     feature_batch_size: int = 64
@@ -38,18 +34,26 @@ class FullSettings:
     cache_dir: str | None = None
     progress: bool = True
 
-    def sampling_config(self, seed: int | None = None):
-        from maskpro_eval.sampling.config import SamplingConfig
-        return SamplingConfig(sampler=self.sampler, num_inference_steps=self.steps, eta=self.eta,
-                              seed=self.seed if seed is None else seed, batch_size=self.batch_size,
-                              dtype=self.dtype, device=self.device, backend=self.sampling_backend,
-                              compile=self.compile)
+    @property
+    def seed(self) -> int:
+        return self.sampling.seed
+
+    @property
+    def device(self) -> str:
+        return self.sampling.device or "cpu"
+
+    def sampling_config(self, seed: int | None = None) -> SamplingConfig:
+        """The sampling protocol, at ``seed`` (default: the run's)."""
+        return self.sampling if seed is None else replace(self.sampling, seed=int(seed))
 
     def protocol(self) -> dict:
-        d = asdict(self)
-        for k in ("samples_dir", "cache_dir", "progress", "feature_batch_size", "batch_size"):
-            d.pop(k)
-        return d
+        """What defines the full tier's numbers (not where files go, not batch sizes)."""
+        sc = self.sampling
+        return {"num_samples": self.num_samples, "sampler": sc.sampler, "steps": sc.num_inference_steps,
+                "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
+                "sampling_backend": sc.backend, "compile": sc.compile, "fid_ref": self.fid_ref,
+                "inception_weights": self.inception_weights, "consistency_seeds": self.consistency_seeds,
+                "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size}
 
 
 def _histogram(values, bins: int = 30) -> dict:
@@ -119,9 +123,7 @@ class QualityEvaluator:
             from maskpro_eval.metrics.fid import call_features
             feats = call_features(self.extractor, images, self.settings.feature_batch_size,
                                   progress=f"features {model.name}" if self.settings.progress else False)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
-            np.save(tmp, feats)
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: np.save(f, feats), fsync=False, perms=0o666)
         self._features[key] = feats
         return feats
 
@@ -148,6 +150,25 @@ class QualityEvaluator:
                 self._reference = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
                                                  batch_size=self.settings.feature_batch_size)
         return self._reference
+
+    def protocol_record(self, n: int | None = None, baseline=None) -> dict:
+        """What a full-tier figure was measured under: N, sampling, reference (and its N), Inception hash."""
+        sc, ref = self.settings.sampling, self.reference(baseline)
+        return {"N": self.settings.num_samples if n is None else n, "sampler": sc.sampler,
+                "steps": sc.num_inference_steps, "eta": sc.eta, "seed": sc.seed,
+                "reference": f"{ref.source} (N={ref.n})", "inception_sha256": self.extractor.weights_sha256[:16],
+                "dtype": sc.dtype, "device": self.settings.device}
+
+    def run_protocol(self, baseline=None) -> dict:
+        """The run-level protocol record: the FID protocol (metrics.fid.fid_protocol), reference, settings."""
+        from maskpro_eval.metrics.fid import fid_protocol
+        ref = self.reference(baseline)
+        fp = fid_protocol(self.extractor.weights_sha256, weights_are_standard=self.extractor.weights_are_standard)
+        return {"fid_protocol": fp["name"], "fid_protocol_version": fp["version"],
+                "inception_weights_sha256": fp["weights_sha256"],
+                "inception_weights_standard": fp["weights_are_standard"],
+                "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
+                **{f"full_{k}": v for k, v in self.settings.protocol().items()}}
 
     # ---------------------------------------------------------------- metrics
     def fid(self, model, seed: int | None = None, baseline=None):

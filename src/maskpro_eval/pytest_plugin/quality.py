@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
+from maskpro_eval.sampling.config import SamplingConfig
 from maskpro_eval.pytest_plugin.options import FULL_THRESHOLD_OPTIONS, uses_demo_zoo
 from maskpro_eval.pytest_plugin.state import run_state
 
@@ -58,15 +59,13 @@ def full_settings(config) -> FullSettings:
         fid_ref = str(ZOO_ROOT / "digits_reference_32px.npz")
     reports = Path(config.getoption("--reports-dir"))
     samples_dir = config.getoption("--samples-dir") or str(reports / "samples_cache")
-    steps = config.getoption("--steps")
-    if steps is None and config.getoption("--sampler") == "ddim":
-        steps = 100
-    return FullSettings(
-        num_samples=num, sampler=config.getoption("--sampler"), steps=steps, eta=config.getoption("--eta"),
-        seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
+    sampling = SamplingConfig(
+        sampler=config.getoption("--sampler"), num_inference_steps=config.getoption("--steps"),
+        eta=config.getoption("--eta"), seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
         dtype=config.getoption("--dtype"), device=config.getoption("--device"),
-        sampling_backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"),
-        fid_ref=fid_ref,
+        backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"))
+    return FullSettings(
+        sampling=sampling, num_samples=num, fid_ref=fid_ref,
         inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,
         kid_subsets=config.getoption("--kid-subsets"), kid_subset_size=config.getoption("--kid-subset-size"),
         samples_dir=samples_dir, cache_dir=config.getoption("--fid-cache-dir"),
@@ -78,7 +77,11 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
     """The session's QualityEvaluator; bad reference/weights input stops the run with one line."""
     from maskpro_eval.errors import MaskProEvalError
 
-    settings = full_settings(pytestconfig)
+    try:
+        settings = full_settings(pytestconfig)  # an impossible sampling request (fast backend + DDPM) stops here
+    except MaskProEvalError as exc:
+        run_state(pytestconfig).bad_input = str(exc)
+        pytest.exit(f"maskpro-eval: bad input: {exc}", returncode=4)
     if settings.fid_ref is None:
         run_state(pytestconfig).bad_input = "no --fid-ref"
         pytest.exit("maskpro-eval: bad input: the full tier needs a reference set; expected --fid-ref "
@@ -86,7 +89,6 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
                     "Fix: add --fid-ref", returncode=4)
     q = QualityEvaluator(settings)
     try:
-        settings.sampling_config()  # an impossible sampling request (e.g. fast backend + DDPM) stops here
         q.extractor  # noqa: B018 - load weights now so a missing file stops the run at once
         names = model_registry.by_role("baseline")
         q.reference(model_registry.get(names[0]) if names else None)

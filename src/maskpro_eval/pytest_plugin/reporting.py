@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from maskpro_eval.gating.gates import Gate, format_number
+from maskpro_eval.gating.verdict import ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
 
@@ -22,6 +23,7 @@ _GATE = "maskpro_gate"
 _MODEL = "maskpro_model"
 _FILE = "maskpro_file"
 _PROTOCOL = "maskpro_protocol"
+_RAN = "maskpro_ran"
 _IMAGES = pytest.StashKey[list]()
 
 
@@ -66,7 +68,7 @@ class _HtmlHooks:
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         state = run_state(session.config)
         gates = state.results.gates
-        if not gates:
+        if not gates and not state.ungated:
             return
         failed = sum(not g["passed"] for g in gates)
         rows = "".join(
@@ -76,9 +78,11 @@ class _HtmlHooks:
             f"<td style='color:{'green' if g['passed'] else 'red'}'><b>{'PASS' if g['passed'] else 'FAIL'}</b></td>"
             f"<td>{html.escape(g.get('detail', ''))}</td></tr>" for g in gates)
         prefix.append(
-            f"<h2>Gate verdicts: {'FAIL' if failed else 'PASS'} ({len(gates) - failed}/{len(gates)} passed)</h2>"
+            f"<h2>Gate verdicts: {html.escape(state.verdict.upper())} ({len(gates) - failed}/{len(gates)} passed)</h2>"
             "<table border='1' cellpadding='3' style='border-collapse:collapse'><tr><th>model</th><th>metric</th>"
             f"<th>value</th><th>gate</th><th>verdict</th><th>detail</th></tr>{rows}</table>")
+        if state.ungated:
+            prefix.append(f"<p style='color:red'><b>{html.escape(ungated_message(state.ungated))}</b></p>")
         out = state.out
         for key in ("layer_sparsity_png", "quality_png", "drift_png"):
             rel = state.results.files.get(key)
@@ -117,6 +121,9 @@ _num = format_number
 
 
 def pytest_addoption(parser):
+    g = parser.getgroup("maskpro-eval", "maskpro-eval: models under test")
+    g.addoption("--require-gates", action="store_true", default=False,
+                help="fail the run (exit 1) when a model ends a tier with no gate applied (verdict 'ungated')")
     g = parser.getgroup("maskpro-eval-tracking", "maskpro-eval: experiment tracking")
     g.addoption("--swanlab", action="store_true", default=False,
                 help="also log every metric, plot and verdict to SwanLab in offline mode (needs the 'tracking' extra)")
@@ -127,9 +134,9 @@ def pytest_addoption(parser):
 
 @pytest.fixture
 def record_gate(request):
-    """Record a Gate in the results (value, threshold, verdict) and return it."""
+    """Record a Gate in the results (value, threshold, verdict, the test's tier) and return it."""
     def _record(gate: Gate) -> Gate:
-        request.node.user_properties.append((_GATE, gate.to_dict()))
+        request.node.user_properties.append((_GATE, {**gate.to_dict(), "tier": _tier(request.node)}))
         return gate
     return _record
 
@@ -180,6 +187,21 @@ def attach_image(request, pytestconfig):
 
 # ---------------------------------------------------------------- controller-side collection
 
+def _tier(item) -> str | None:
+    return next((m for m in EVAL_MARKERS if item.get_closest_marker(m) is not None), None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each evaluation test says which model and tier it judged (for the ungated check)."""
+    outcome = yield
+    report = outcome.get_result()
+    tier = _tier(item)
+    if report.when == "call" and tier is not None:
+        model = getattr(item, "callspec", None) and item.callspec.params.get("model_name")
+        report.user_properties.append((_RAN, {"model": model or "(run)", "tier": tier}))
+
+
 class _Collector:
     """Controller side: merges what every test recorded (``user_properties``) into the run's results."""
 
@@ -201,6 +223,8 @@ class _Collector:
                 results.files[value["key"]] = value["path"]
             elif key == _PROTOCOL:
                 results.protocol.update(value)
+            elif key == _RAN:
+                results.ran.append(value)
 
 
 def _merge(dst: dict, src: dict) -> None:
@@ -230,7 +254,11 @@ def pytest_sessionfinish(session, exitstatus):
         "settings": state.settings.to_dict(),
     }
     results["thresholds"] = state.thresholds.to_dict()
-    results["verdict"] = "fail" if any(not g["passed"] for g in results["gates"]) else "pass"
+    results["ungated"] = ungated(results.pop("ran"), results["gates"])
+    results["verdict"] = verdict(results["gates"], results["ungated"])
+    state.verdict, state.ungated = results["verdict"], results["ungated"]
+    if results["ungated"] and config.getoption("--require-gates") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     out: RunOutput = state.out
     if state.own_html:
         results["files"]["html_report"] = "report.html"  # pytest-html writes it right after this hook
@@ -251,7 +279,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("maskpro-eval gates")
     for g in gates:
-        tr.write_line(Gate(**{k: v for k, v in g.items() if k != "message"}).message)
+        tr.write_line(Gate(**{k: v for k, v in g.items() if k not in ("message", "tier")}).message)
+    if state.ungated:
+        tr.write_line(ungated_message(state.ungated), red=True, bold=True)
+    tr.write_line(f"verdict: {state.verdict.upper()}", bold=True,
+                  **({"green": True} if state.verdict == "pass" else {"red": True}))
     tr.write_line(f"reports: {state.out.final_dir}")
 
 

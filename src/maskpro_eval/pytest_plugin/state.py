@@ -19,9 +19,11 @@ class Results:
     models: dict = field(default_factory=dict)
     protocol: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    ran: list = field(default_factory=list)   # {"model", "tier"} of every evaluation test that ran
 
     def as_dict(self) -> dict:
-        return {"gates": self.gates, "models": self.models, "protocol": self.protocol, "files": self.files}
+        return {"gates": self.gates, "models": self.models, "protocol": self.protocol, "files": self.files,
+                "ran": list(self.ran)}
 
 
 @dataclass
@@ -40,6 +42,8 @@ class RunState:
     own_html: bool = False          # the plugin chose the pytest-html path (the run folder's report.html)
     bad_input: str | None = None    # set when bad input stopped the run (exit 4)
     ready: bool = False             # reports written: commit the run folder at unconfigure
+    verdict: str = ""               # pass / fail / ungated (gating.verdict)
+    ungated: list = field(default_factory=list)
 
 
 STATE = pytest.StashKey[RunState]()

@@ -1,16 +1,16 @@
-"""Figures written atomically (matplotlib, Agg backend)."""
+"""Figures written atomically (matplotlib, Agg backend) through the one atomic writer."""
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
+from maskpro_eval.reporting.atomic_io import atomic_write
 
-def save_figure(fig, path: Path) -> Path:
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Render ``fig`` to PNG at ``path`` (atomically: readers never see a half-written file); close it."""
     import matplotlib.pyplot as plt
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: f.write(buf.getvalue()), fsync=False, perms=0o666)

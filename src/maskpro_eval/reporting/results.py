@@ -14,6 +14,7 @@ from pathlib import Path
 
 from maskpro_eval.reporting.atomic_io import atomic_write_text
 from maskpro_eval.gating.gates import format_number
+from maskpro_eval.gating.verdict import ungated_message, verdict as run_verdict
 from maskpro_eval.reporting.plots import save_figure
 
 LAYER_CSV_FIELDS = ["model", "name", "type", "shape", "parameters", "zeros", "sparsity", "masked",
@@ -137,8 +138,10 @@ def summary_markdown(results: dict) -> str:
     gates = results.get("gates", [])
     failed = [g for g in gates if not g["passed"]]
     lines = ["# maskpro-eval summary", ""]
-    verdict = "FAIL" if failed else ("PASS" if gates else "NO GATES RUN")
-    lines += [f"**Verdict: {verdict}** ({len(gates) - len(failed)}/{len(gates)} gates passed)", ""]
+    verdict = results.get("verdict") or run_verdict(gates, results.get("ungated", []))
+    lines += [f"**Verdict: {verdict.upper()}** ({len(gates) - len(failed)}/{len(gates)} gates passed)", ""]
+    if results.get("ungated"):
+        lines += [f"**{ungated_message(results['ungated'])}**", ""]
     run = results.get("run", {})
     if run:
         lines += [f"- run: `{run.get('name')}`, tier(s): {run.get('markers')}, started {run.get('started')}",

@@ -22,25 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskpro_eval.analysis.eligibility import layer_kind, sparse_tc_eligibility  # layer_kind: swap_to_sparse
 from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, layer_is_excluded
 from maskpro_eval.runtime.timing import capture_cuda_graph, time_callable
 
-__all__ = ["layer_kind", "eligibility_table", "Conv1x1AsLinear", "sparse24_available", "swap_to_sparse", "SemiStructuredLinear",
+__all__ = ["eligibility_table", "Conv1x1AsLinear", "sparse24_available", "swap_to_sparse", "SemiStructuredLinear",
            "benchmark_layers", "benchmark_end_to_end", "amdahl_bound", "speedup_summary", "LayerTiming"]
-
-
-def layer_kind(module: nn.Module) -> str:
-    """``"linear"``, ``"conv1x1"``, ``"conv3x3"``, ``"conv_other"`` or ``"other"``."""
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.Conv2d):
-        if module.kernel_size == (1, 1) and module.stride == (1, 1) and module.groups == 1 and \
-                module.padding in ((0, 0), 0, "valid"):
-            return "conv1x1"
-        if module.kernel_size == (3, 3):
-            return "conv3x3"
-        return "conv_other"
-    return "other"
 
 
 def eligibility_table(unet: nn.Module, n: int = 2, m: int = 4, exclude_layers=DEFAULT_EXCLUDE_LAYERS,
@@ -54,32 +41,17 @@ def eligibility_table(unet: nn.Module, n: int = 2, m: int = 4, exclude_layers=DE
     "structural_share", "attention_macs", "amdahl_bound_2x"}``; MAC shares include the weight-free
     attention matmuls in the total (they cannot be made sparse).
     """
-    from maskpro_eval.analysis.sparsity import SPARSE_TC_MIN_MULTIPLE, analyze_sparsity
+    from maskpro_eval.analysis.sparsity import analyze_sparsity
     from maskpro_eval.analysis.flops import attention_macs
 
     rep = report if report is not None else analyze_sparsity(unet, n, m, exclude_layers)
     mods = dict(unet.named_modules())
     rows = []
     for layer in rep.layers:
-        mod = mods[layer.name]
-        kind = layer_kind(mod)
-        out_f, in_f = int(layer.shape[0]), int(layer.shape[1])
-        dims_ok = out_f % SPARSE_TC_MIN_MULTIPLE == 0 and in_f % SPARSE_TC_MIN_MULTIPLE == 0
-        structural = (n, m) == (2, 4) and kind in ("linear", "conv1x1") and dims_ok
-        if kind == "conv3x3":
-            why = "3x3 convolution: no 2:4 convolution kernel in PyTorch/cuDNN/CUTLASS"
-        elif kind == "conv_other":
-            why = "strided/grouped/other convolution: not a plain matmul"
-        elif not dims_ok:
-            why = f"weight ({out_f}, {in_f}) not a multiple of {SPARSE_TC_MIN_MULTIPLE} in both dims"
-        elif (n, m) != (2, 4):
-            why = f"sparse tensor cores support 2:4 only, not {n}:{m}"
-        else:
-            why = layer.eligibility_reason
-        rows.append({"name": layer.name, "type": layer.type, "kind": kind, "shape": list(layer.shape),
+        e = sparse_tc_eligibility(mods[layer.name], n, m)
+        rows.append({"name": layer.name, "type": layer.type, "kind": e.kind, "shape": list(layer.shape),
                      "excluded": layer_is_excluded(layer.name, exclude_layers), "macs": int(layer.macs),
-                     "structural": bool(structural), "eligible": bool(layer.eligible),
-                     "reason": layer.eligibility_reason if layer.eligible else why})
+                     "structural": e.structural, "eligible": e.eligible, "reason": e.reason})
     att = sum(attention_macs(unet).values())
     total = sum(r["macs"] for r in rows) + att
     elig = sum(r["macs"] for r in rows if r["eligible"])

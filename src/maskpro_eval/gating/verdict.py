@@ -1,0 +1,35 @@
+"""A run's verdict from its gates, and which (model, tier) pairs ended without any gate.
+
+``pass``: every gate passed and every model that a tier evaluated met at least one gate there.
+``fail``: a gate failed. ``ungated``: nothing failed, but some model ended a tier with no gate applied,
+so the run did not judge it (``--require-gates`` makes that a failing exit). One rule for the JSON,
+the Markdown summary, the HTML report and the terminal.
+"""
+from __future__ import annotations
+
+#: Tiers whose tests judge a model (``gpu``/``bench`` measure speed; their gates are opt-in).
+GATED_TIERS = ("quick", "full", "compare", "workflow")
+
+
+def ungated(ran: list[dict], gates: list[dict]) -> list[dict]:
+    """``ran``: ``{"model", "tier"}`` of every evaluation test that ran; the pairs with no gate recorded."""
+    gated = {(g["model"], g.get("tier")) for g in gates}
+    seen, out = set(), []
+    for r in ran:
+        key = (r["model"], r["tier"])
+        if r["tier"] in GATED_TIERS and key not in gated and key not in seen:
+            seen.add(key)
+            out.append({"model": r["model"], "tier": r["tier"]})
+    return out
+
+
+def verdict(gates: list[dict], ungated_pairs: list[dict]) -> str:
+    if any(not g["passed"] for g in gates):
+        return "fail"
+    return "ungated" if ungated_pairs or not gates else "pass"
+
+
+def ungated_message(pairs: list[dict]) -> str:
+    names = ", ".join(f"{p['model']} ({p['tier']})" for p in pairs)
+    return (f"UNGATED: no gate judged {names}: the run cannot fail for them. Set thresholds (--thresholds, "
+            f"--max-fid, ...) or add --require-gates to make this a failing exit")
