@@ -79,8 +79,17 @@ class TimingResult:
     method: str
     times_s: list[float] = field(default_factory=list, repr=False)
 
+    @property
+    def iqr_s(self) -> float:
+        """Interquartile range of the per-call times (seconds): the spread beside the median."""
+        if len(self.times_s) < 2:
+            return 0.0
+        q = statistics.quantiles(self.times_s, n=4, method="inclusive")
+        return q[2] - q[0]
+
     def to_dict(self, with_times: bool = False) -> dict:
         d = asdict(self)
+        d["iqr_s"] = self.iqr_s
         if not with_times:
             d.pop("times_s")
         return d
