@@ -73,3 +73,27 @@ def test_fsync_of_file_and_folder(tmp_path, monkeypatch):
     assert len(calls) == 1
     atomic_savez(tmp_path / "c.npz", {"a": np.zeros(1)}, fsync_dir=True)
     assert len(calls) == 3  # the file, then its folder
+
+
+def test_run_outputs_of_the_same_name_never_share_a_staging_folder(tmp_path):
+    """Two runs started in the same second (same auto name): separate staging folders, both committed."""
+    from maskpro_eval.reporting.results import RunOutput
+    a, b = RunOutput(tmp_path, "20261202-101010-quick", replace=False), RunOutput(tmp_path, "20261202-101010-quick", replace=False)
+    assert a.staging_dir != b.staging_dir
+    a.path("x.txt").write_text("a")
+    b.path("x.txt").write_text("b")
+    assert a.commit().name == "20261202-101010-quick" and b.commit().name == "20261202-101010-quick-2"
+    assert (tmp_path / "20261202-101010-quick" / "x.txt").read_text() == "a"
+    assert (tmp_path / "20261202-101010-quick-2" / "x.txt").read_text() == "b"
+    assert not list(tmp_path.glob(".staging-*"))
+
+
+def test_explicit_run_name_replaces_its_older_folder(tmp_path):
+    from maskpro_eval.reporting.results import RunOutput
+    old = RunOutput(tmp_path, "r")
+    old.path("old.txt").write_text("1")
+    old.commit()
+    new = RunOutput(tmp_path, "r")
+    new.path("new.txt").write_text("2")
+    assert new.commit() == tmp_path / "r"
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["new.txt"]

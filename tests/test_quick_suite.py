@@ -58,7 +58,7 @@ def test_strict_24_model_passes_and_writes_reports(pytester, models):
     html = (run / "report.html").read_text()
     assert "Gate verdicts: PASS" in html and "data:image/png;base64," in html  # self-contained, with images
     # pytest-html names the staging folder it wrote to; the line after it names where the report ends up
-    result.stdout.fnmatch_lines(["*Generated html report: *reports/.staging-run/report.html*",
+    result.stdout.fnmatch_lines(["*Generated html report: *reports/.staging-run-*/report.html*",
                                  f"*final html report: {(run / 'report.html').as_uri()} -*"])
 
 

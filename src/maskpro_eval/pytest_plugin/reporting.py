@@ -44,7 +44,9 @@ def pytest_configure(config):
     if not reports_dir.is_absolute():
         reports_dir = Path(config.invocation_params.dir) / reports_dir
     state = run_state(config)
-    state.out = RunOutput(reports_dir, _run_name(config))
+    worker = getattr(config, "workerinput", {})
+    state.out = RunOutput(reports_dir, _run_name(config), staging_name=worker.get("maskpro_staging"),
+                          replace=bool(config.getoption("--run-name")))
     state.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     config.pluginmanager.register(_Collector(state), "maskpro-collector")
     if not hasattr(config, "workerinput"):
@@ -61,7 +63,9 @@ def pytest_configure(config):
 
 class _XdistHooks:
     def pytest_configure_node(self, node):
-        node.workerinput["maskpro_run_name"] = run_state(node.config).out.run_name
+        out = run_state(node.config).out
+        node.workerinput["maskpro_run_name"] = out.run_name
+        node.workerinput["maskpro_staging"] = out.staging_name
 
 
 class _HtmlHooks:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -211,13 +212,22 @@ _num = format_number
 
 
 class RunOutput:
-    """A run's output folder: files go to a staging folder until :meth:`commit`."""
+    """A run's output folder: files go to a staging folder of this run alone until :meth:`commit`.
 
-    def __init__(self, reports_dir: str | Path, run_name: str):
+    ``staging_name``: the staging folder's name (default: unique to this process, so runs started in the
+    same second never share one; pytest-xdist workers get the controller's). ``replace``: an existing
+    run folder of the same name is replaced (an explicit ``--run-name``); otherwise the run takes the
+    next free name ``NAME-2``, ``NAME-3``, ... so concurrent runs into one reports folder both complete.
+    """
+
+    def __init__(self, reports_dir: str | Path, run_name: str, staging_name: str | None = None,
+                 replace: bool = True):
         self.reports_dir = Path(reports_dir)
         self.run_name = run_name
         self.final_dir = self.reports_dir / run_name
-        self.staging_dir = self.reports_dir / f".staging-{run_name}"
+        self.staging_name = staging_name or f".staging-{run_name}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.staging_dir = self.reports_dir / self.staging_name
+        self.replace = replace
         self.committed = False
 
     @property
@@ -231,15 +241,23 @@ class RunOutput:
         return p
 
     def commit(self) -> Path:
-        """Move the staging folder into place (replacing an older run of the same name)."""
+        """Move the staging folder into place; returns the final folder."""
         if self.committed:
             return self.final_dir
         self.staging_dir.mkdir(parents=True, exist_ok=True)
-        if self.final_dir.exists():
+        if self.replace and self.final_dir.exists():
             shutil.rmtree(self.final_dir)
-        os.replace(self.staging_dir, self.final_dir)
-        self.committed = True
-        return self.final_dir
+        for k in range(1, 1000):
+            target = self.final_dir if k == 1 else self.reports_dir / f"{self.run_name}-{k}"
+            try:
+                os.rename(self.staging_dir, target)  # fails if target exists (and is not empty)
+            except OSError:
+                if not target.exists():
+                    raise
+                continue
+            self.final_dir, self.committed = target, True
+            return target
+        raise FileExistsError(f"{self.final_dir}: no free run folder name")
 
     def discard(self) -> None:
         shutil.rmtree(self.staging_dir, ignore_errors=True)
