@@ -4,13 +4,17 @@ drift against a baseline on identical noise."""
 from __future__ import annotations
 
 import hashlib
+import logging
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from maskpro_eval.reporting.atomic_io import atomic_write
+from maskpro_eval.reporting.atomic_io import atomic_savez
 from maskpro_eval.sampling.config import SamplingConfig
+
+log = logging.getLogger(__name__)
 
 #: Seed offset of the baseline samples used as ``--fid-ref baseline`` (independent of the models' noise).
 BASELINE_REFERENCE_SEED_OFFSET = 1_000_003
@@ -54,6 +58,28 @@ class FullSettings:
                 "sampling_backend": sc.backend, "compile": sc.compile, "fid_ref": self.fid_ref,
                 "inception_weights": self.inception_weights, "consistency_seeds": self.consistency_seeds,
                 "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size}
+
+
+def _sha256(feats: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(feats, dtype=np.float32).tobytes()).hexdigest()
+
+
+def _load_checked_features(path: Path, shape: tuple) -> np.ndarray | None:
+    """Cached features if the file is whole and its checksum matches, else None (recomputed).
+
+    A damaged cache file would silently change the FID, so every cached array carries its sha256."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as z:
+            feats, digest = z["features"], str(z["sha256"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("%s: unreadable features cache (%s); recomputing", path, exc)
+        return None
+    if feats.shape != shape or _sha256(feats) != digest:
+        log.warning("%s: features cache fails its checksum (damaged); recomputing", path)
+        return None
+    return feats
 
 
 def _histogram(values, bins: int = 30) -> dict:
@@ -109,21 +135,14 @@ class QualityEvaluator:
         key = (model.name, seed, num)
         if key in self._features:
             return self._features[key]
-        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}.npy"
-        feats = None
-        if path.is_file():
-            try:
-                feats = np.load(path)
-                if feats.shape != (num, 2048) or not np.isfinite(feats).all():
-                    feats = None
-            except (OSError, ValueError):
-                feats = None
+        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}.npz"
+        feats = _load_checked_features(path, (num, 2048))
         if feats is None:
             images = self.samples(model, seed, num)
             from maskpro_eval.metrics.fid import call_features
             feats = call_features(self.extractor, images, self.settings.feature_batch_size,
                                   progress=f"features {model.name}" if self.settings.progress else False)
-            atomic_write(path, lambda f: np.save(f, feats), fsync=False, perms=0o666)
+            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats))}, fsync=False)
         self._features[key] = feats
         return feats
 
