@@ -104,6 +104,21 @@ def test_stats_npz_not_finite_or_not_symmetric(tmp_path, stats_2048):
         load_reference(p2, extractor=None, cache_dir=tmp_path)
 
 
+def test_stats_npz_not_positive_semidefinite_is_refused(tmp_path, stats_2048):
+    """A symmetric sigma with a negative eigenvalue is no covariance (it gave FID 2395 without a word)."""
+    mu, sigma = stats_2048
+    bad = sigma.copy()
+    bad[5, 5] = -1.0
+    p = tmp_path / "nonpsd.npz"
+    np.savez(p, mu=mu, sigma=bad)
+    with pytest.raises(ReferenceSetError, match="not positive semi-definite") as ei:
+        load_reference(p, extractor=None, cache_dir=tmp_path)
+    assert str(p) in str(ei.value) and "Fix:" in str(ei.value)
+    # rank-deficient covariances (N=64 < D=2048: ~2000 eigenvalues at round-off level) still load
+    np.savez(tmp_path / "ok.npz", mu=mu, sigma=sigma)
+    assert load_reference(tmp_path / "ok.npz", extractor=None, cache_dir=tmp_path).n is None
+
+
 def test_npz_with_unknown_keys_or_pickles(tmp_path):
     p = tmp_path / "weird.npz"
     np.savez(p, foo=np.zeros(3))

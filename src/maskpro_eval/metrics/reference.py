@@ -137,6 +137,11 @@ def _expected_dim(extractor) -> int:
     return int(d) if isinstance(d, (int, np.integer)) else NUM_FEATURES
 
 
+#: A covariance may have eigenvalues this far below zero (relative to its largest, at least 1) from
+#: float64 round-off; anything more negative is not a covariance and would give a meaningless FID.
+PSD_TOLERANCE = 1e-6
+
+
 def _validate_stats_arrays(path, mu, sigma, dim: int) -> tuple[np.ndarray, np.ndarray]:
     mu = np.asarray(mu)
     sigma = np.asarray(sigma)
@@ -160,6 +165,12 @@ def _validate_stats_arrays(path, mu, sigma, dim: int) -> tuple[np.ndarray, np.nd
         raise ReferenceSetError(path, f"'sigma' is not symmetric (max |S - S^T| = {asym:.3g})",
                                 expected="a covariance matrix", fix="check that 'sigma' is the covariance, "
                                                                     "not something else stored under that key")
+    eig = np.linalg.eigvalsh((sigma + sigma.T) / 2)
+    if eig[0] < -PSD_TOLERANCE * max(float(eig[-1]), 1.0):
+        raise ReferenceSetError(path, f"'sigma' is not positive semi-definite (smallest eigenvalue {eig[0]:.4g}, "
+                                f"largest {eig[-1]:.4g})", expected="a covariance matrix (eigenvalues >= "
+                                f"-{PSD_TOLERANCE:g} x the largest)",
+                                fix="recompute the statistics from the reference images")
     return mu, sigma
 
 
