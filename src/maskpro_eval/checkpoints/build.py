@@ -1,7 +1,8 @@
 """Build current-diffusers ``UNet2DModel``s: from a config, resized to (pruned) tensor shapes."""
 from __future__ import annotations
 
-import logging
+import difflib
+import inspect
 from collections.abc import Mapping
 
 import torch
@@ -29,16 +30,19 @@ def unet_from_config(config: Mapping, source=None):
         raise CheckpointError(source, f"describes a {cls_name}, not a UNet2DModel", "a diffusers UNet2DModel",
                               "point at the UNet of a DDPM pipeline")
     cfg = config_dict(config)
-    logger = logging.getLogger("diffusers.configuration_utils")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # 0.17 configs carry keys current diffusers ignores
+    known = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
+    unknown = sorted(k for k in cfg if k not in known)
+    if unknown:  # diffusers would drop them and build its defaults (e.g. 32 norm groups instead of 8)
+        hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else repr(k)
+                 for k in unknown]
+        raise CheckpointError(source, f"its UNet config has unknown key(s) {', '.join(hints)}",
+                              "only UNet2DModel arguments (a misspelled key would silently become its default)",
+                              "fix or remove the key(s) in config.json")
     try:
         return UNet2DModel.from_config(cfg)
     except Exception as e:
         raise CheckpointError(source, f"its UNet config cannot be built ({type(e).__name__}: {e})",
                               "a UNet2DModel config.json", "check the config file") from None
-    finally:
-        logger.setLevel(level)
 
 
 def _parents_of(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
