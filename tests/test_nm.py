@@ -73,3 +73,18 @@ def test_best_fit_pattern():
     assert best_fit_pattern(w * magnitude_nm_mask(w, 4, 8))[0] == (4, 8)
     pattern, comp = best_fit_pattern(w)  # dense: nothing fits
     assert comp == 0.0
+
+
+@pytest.mark.parametrize("value", ["2:4", (2, 4), [2, 4]])
+def test_nm_argument_forms(value):
+    from maskpro_eval.checkpoints import load_checkpoint
+    from maskpro_eval.checkpoints.zoo import resolve_model_spec
+    assert load_checkpoint(resolve_model_spec("demo:dense"), nm=value).nm == (2, 4)
+
+
+@pytest.mark.parametrize("value", [(3, 2), (0, 4), (2, 2), "2-4", ("2", "4"), (2.5, 4), (2, 4, 8)])
+def test_nm_argument_refused(value):
+    from maskpro_eval.checkpoints import load_checkpoint
+    from maskpro_eval.checkpoints.zoo import resolve_model_spec
+    with pytest.raises(ValueError, match="nm="):
+        load_checkpoint(resolve_model_spec("demo:dense"), nm=value)

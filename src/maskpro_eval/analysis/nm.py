@@ -23,13 +23,19 @@ LAYOUTS = ("row", "channel")
 COMMON_PATTERNS: tuple[tuple[int, int], ...] = ((1, 4), (1, 2), (2, 4), (2, 8), (4, 8), (4, 16), (8, 16))
 
 
-def parse_nm(text: str) -> tuple[int, int]:
-    """``"2:4"`` -> ``(2, 4)``; raises ValueError with the expected form otherwise."""
+def parse_nm(text) -> tuple[int, int]:
+    """``"2:4"`` or ``(2, 4)`` -> ``(2, 4)``; raises ValueError with the expected form otherwise."""
     try:
-        n_text, m_text = text.split(":")
+        if isinstance(text, str):
+            n_text, m_text = text.split(":")
+        else:
+            n_text, m_text = text
+            if isinstance(n_text, (str, float)) or isinstance(m_text, (str, float)):
+                raise TypeError
         n, m = int(n_text), int(m_text)
-    except ValueError:
-        raise ValueError(f"N:M pattern {text!r} is not of the form 'N:M' (e.g. '2:4')") from None
+    except (ValueError, TypeError):
+        raise ValueError(f"N:M pattern {text!r} is neither 'N:M' (e.g. '2:4') nor a pair of integers "
+                         "(e.g. (2, 4))") from None
     if not (0 < n < m):
         raise ValueError(f"N:M pattern {text!r} needs 0 < N < M")
     return n, m

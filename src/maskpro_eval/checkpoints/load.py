@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from maskpro_eval.analysis.nm import parse_nm
 from maskpro_eval.checkpoints.context import LoadContext
 from maskpro_eval.checkpoints.loaded import LoadedCheckpoint
 from maskpro_eval.checkpoints.masks_dir import checkpoint_files
@@ -63,6 +64,15 @@ def finalize(ck: LoadedCheckpoint, path: Path) -> LoadedCheckpoint:
     return ck
 
 
+def _nm_argument(nm) -> tuple[int, int] | None:
+    if nm is None:
+        return None
+    try:
+        return parse_nm(nm)
+    except ValueError as e:
+        raise ValueError(f"load_checkpoint(nm=...): {e}") from None
+
+
 def load_checkpoint(path, base_model=None, trust_pickle: bool = False, nm=None) -> LoadedCheckpoint:
     """Load any supported checkpoint (see ``FORMATS``) into a runnable ``UNet2DModel``.
 
@@ -79,7 +89,7 @@ def load_checkpoint(path, base_model=None, trust_pickle: bool = False, nm=None) 
     path = Path(path)
     if not path.exists():
         raise missing_path_error(path)
-    ctx = LoadContext(base_model=base_model, trust_pickle=bool(trust_pickle), nm=tuple(nm) if nm else None,
+    ctx = LoadContext(base_model=base_model, trust_pickle=bool(trust_pickle), nm=_nm_argument(nm),
                       load=load_checkpoint, from_object=from_object)
     ck = _load_folder(path, ctx) if path.is_dir() else _load_file(path, ctx)
     if base_model is not None and not FORMATS[ck.format].uses_base:
