@@ -1,7 +1,8 @@
 """A run's verdict from its gates, and which (model, tier) pairs ended without any gate.
 
 ``pass``: every gate passed and every model that a tier evaluated met at least one gate there.
-``fail``: a gate failed. ``ungated``: nothing failed, but some model ended a tier with no gate applied,
+``error``: a test errored (an exception, a failed setup): the run's figures cannot be trusted, whatever
+the gates say. ``fail``: a gate (or a test's own check) failed. ``ungated``: nothing failed, but some model ended a tier with no gate applied,
 so the run did not judge it (``--require-gates`` makes that a failing exit). One rule for the JSON,
 the Markdown summary, the HTML report and the terminal.
 """
@@ -23,8 +24,11 @@ def ungated(ran: list[dict], gates: list[dict]) -> list[dict]:
     return out
 
 
-def verdict(gates: list[dict], ungated_pairs: list[dict]) -> str:
-    if any(not g["passed"] for g in gates):
+def verdict(gates: list[dict], ungated_pairs: list[dict], problems: list[dict] = ()) -> str:
+    """``problems``: ``{"kind": "error"|"failed", ...}`` of tests that failed outside a gate."""
+    if any(p["kind"] == "error" for p in problems):
+        return "error"
+    if any(not g["passed"] for g in gates) or problems:
         return "fail"
     return "ungated" if ungated_pairs or not gates else "pass"
 

@@ -15,14 +15,28 @@ def _specs(config):
     state = run_state(config)
     if state.specs is None:
         try:
-            state.specs = build_specs(config.getoption("--checkpoint"),
-                                                config.getoption("--baseline"),
-                                                config.getoption("--original"),
-                                                config.getoption("--training-dir"),
-                                                config.getoption("--training-select"))
+            state.specs = build_specs(config.getoption("--checkpoint"), config.getoption("--baseline"),
+                                      config.getoption("--original"), config.getoption("--training-dir"),
+                                      config.getoption("--training-select"))
         except ValueError as exc:
             raise pytest.UsageError(f"maskpro-eval: {exc}") from None
     return state.specs
+
+
+def pytest_configure(config):
+    """Every model named on the command line exists before anything runs (exit 4, one line, otherwise)."""
+    from maskpro_eval.checkpoints.readers import missing_path_error
+    from maskpro_eval.checkpoints.zoo import resolve_model_spec
+    for spec in _specs(config):
+        try:
+            path = resolve_model_spec(spec.path)
+        except (ValueError, FileNotFoundError) as exc:
+            raise pytest.UsageError(f"maskpro-eval: --{_OPTION[spec.role]} {spec.path}: {exc}") from None
+        if not path.exists():
+            raise pytest.UsageError(f"maskpro-eval: --{_OPTION[spec.role]}: {missing_path_error(path)}")
+
+
+_OPTION = {"model": "checkpoint", "baseline": "baseline", "original": "original"}
 
 
 def pytest_addoption(parser):

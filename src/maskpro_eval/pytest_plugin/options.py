@@ -1,6 +1,9 @@
 """Command-line options of the evaluation suite -> EvalSettings and Thresholds."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from maskpro_eval.pytest_plugin.state import run_state
@@ -108,10 +111,66 @@ TIER_MARKERS = (
 )
 
 
+#: (option, smallest allowed value) of the numeric options; None values (unset) are not checked.
+_MINIMA = (("--seed", 0), ("--quick-samples", 1), ("--quick-steps", 1), ("--num-samples", 1), ("--steps", 1),
+           ("--eta", 0.0), ("--batch-size", 1), ("--consistency-seeds", 0), ("--kid-subsets", 1),
+           ("--kid-subset-size", 2))
+
+
+def _check_device(text: str) -> None:
+    import torch
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {text!r} is not a torch device. Fix: --device cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {text}: no CUDA device is usable on this machine "
+                             "(torch.cuda.is_available() is False). Fix: --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {text}: only {torch.cuda.device_count()} CUDA device(s). "
+                             f"Fix: --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+
+
+def _check_writable_dir(option: str, folder: Path) -> None:
+    """The folder exists as a folder or can be created (its first existing ancestor is a writable folder)."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{option} {folder}: {probe} is a file, so the folder cannot be created. "
+                         f"Fix: choose a path under a folder")
+    if not os.access(probe, os.W_OK):
+        raise ValueError(f"{option} {folder}: {probe} is not writable. Fix: choose a writable folder")
+
+
+def check_options(config) -> None:
+    """Bad option values stop the run at start-up (exit 4, one line naming the option and the fix)."""
+    for option, minimum in _MINIMA:
+        value = config.getoption(option)
+        if value is not None and value < minimum:
+            raise ValueError(f"{option} {value}: must be >= {minimum}. Fix: give {option} a value >= {minimum}"
+                             + (" (omit it for the default)" if option == "--num-samples" else ""))
+    _check_device(config.getoption("--device"))
+    _check_writable_dir("--reports-dir", Path(config.invocation_params.dir) / config.getoption("--reports-dir"))
+    for option in ("--results-json",):
+        value = config.getoption(option)
+        if value:
+            path = Path(config.invocation_params.dir) / value
+            if path.is_dir():
+                raise ValueError(f"{option} {value} is a folder. Fix: give a file path (e.g. {path / 'results.json'})")
+            _check_writable_dir(option, path.parent)
+    for option in ("--samples-dir", "--fid-cache-dir"):
+        value = config.getoption(option)
+        if value:
+            _check_writable_dir(option, Path(config.invocation_params.dir) / value)
+
+
 def pytest_configure(config):
     for line in TIER_MARKERS:
         config.addinivalue_line("markers", line)
     try:
+        check_options(config)
         nm = config.getoption("--nm")
         if nm:
             parse_nm(nm)

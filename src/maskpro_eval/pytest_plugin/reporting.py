@@ -24,6 +24,7 @@ _MODEL = "maskpro_model"
 _FILE = "maskpro_file"
 _PROTOCOL = "maskpro_protocol"
 _RAN = "maskpro_ran"
+_PROBLEM = "maskpro_problem"
 _IMAGES = pytest.StashKey[list]()
 
 
@@ -72,7 +73,7 @@ class _HtmlHooks:
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         state = run_state(session.config)
         gates = state.results.gates
-        if not gates and not state.ungated:
+        if not gates and not state.ungated and not state.results.problems:
             return
         failed = sum(not g["passed"] for g in gates)
         rows = "".join(
@@ -87,6 +88,9 @@ class _HtmlHooks:
             f"<th>value</th><th>gate</th><th>verdict</th><th>detail</th></tr>{rows}</table>")
         if state.ungated:
             prefix.append(f"<p style='color:red'><b>{html.escape(ungated_message(state.ungated))}</b></p>")
+        for prob in state.results.problems:
+            prefix.append(f"<p style='color:red'><b>{html.escape(prob['kind'].upper())}</b> "
+                          f"{html.escape(prob['test'])} ({html.escape(prob['when'])}): {html.escape(prob['message'])}</p>")
         out = state.out
         for key in ("layer_sparsity_png", "quality_png", "drift_png"):
             rel = state.results.files.get(key)
@@ -201,9 +205,16 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     tier = _tier(item)
+    model = getattr(item, "callspec", None) and item.callspec.params.get("model_name")
     if report.when == "call" and tier is not None:
-        model = getattr(item, "callspec", None) and item.callspec.params.get("model_name")
         report.user_properties.append((_RAN, {"model": model or "(run)", "tier": tier}))
+    if report.failed and tier is not None:
+        # a test that errored (setup/teardown, or an exception other than a failed check) or whose check
+        # failed without a gate: the verdict must not read "pass"
+        error = report.when != "call" or not (call.excinfo and call.excinfo.errisinstance(AssertionError))
+        line = call.excinfo.exconly().splitlines()[0][:300] if call.excinfo else report.when
+        report.user_properties.append((_PROBLEM, {"test": item.nodeid, "when": report.when, "model": model,
+                                                  "kind": "error" if error else "failed", "message": line}))
 
 
 class _Collector:
@@ -213,12 +224,14 @@ class _Collector:
         self.state = state
 
     def pytest_runtest_logreport(self, report):
-        if report.when != "call" and not (report.when == "setup" and report.failed):
+        if report.when != "call" and not report.failed:
             return
         if any(m in report.keywords for m in EVAL_MARKERS):
             self.state.eval_ran = True
         results = self.state.results
         for key, value in report.user_properties:
+            if report.when == "teardown" and key != _PROBLEM:
+                continue  # a teardown report repeats what the call phase recorded
             if key == _GATE:
                 results.gates.append(value)
             elif key == _MODEL:
@@ -229,6 +242,8 @@ class _Collector:
                 results.protocol.update(value)
             elif key == _RAN:
                 results.ran.append(value)
+            elif key == _PROBLEM:
+                results.problems.append(value)
 
 
 def _merge(dst: dict, src: dict) -> None:
@@ -259,7 +274,7 @@ def pytest_sessionfinish(session, exitstatus):
     }
     results["thresholds"] = state.thresholds.to_dict()
     results["ungated"] = ungated(results.pop("ran"), results["gates"])
-    results["verdict"] = verdict(results["gates"], results["ungated"])
+    results["verdict"] = verdict(results["gates"], results["ungated"], results["problems"])
     state.verdict, state.ungated = results["verdict"], results["ungated"]
     if results["ungated"] and config.getoption("--require-gates") and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -286,6 +301,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(Gate(**{k: v for k, v in g.items() if k not in ("message", "tier")}).message)
     if state.ungated:
         tr.write_line(ungated_message(state.ungated), red=True, bold=True)
+    for prob in state.results.problems:
+        tr.write_line(f"{prob['kind'].upper()}: {prob['test']} ({prob['when']}): {prob['message']}", red=True)
     tr.write_line(f"verdict: {state.verdict.upper()}", bold=True,
                   **({"green": True} if state.verdict == "pass" else {"red": True}))
     tr.write_line(f"reports: {state.out.final_dir}")

@@ -19,11 +19,12 @@ class Results:
     models: dict = field(default_factory=dict)
     protocol: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
-    ran: list = field(default_factory=list)   # {"model", "tier"} of every evaluation test that ran
+    ran: list = field(default_factory=list)       # {"model", "tier"} of every evaluation test that ran
+    problems: list = field(default_factory=list)  # tests that errored or failed outside a gate
 
     def as_dict(self) -> dict:
         return {"gates": self.gates, "models": self.models, "protocol": self.protocol, "files": self.files,
-                "ran": list(self.ran)}
+                "ran": list(self.ran), "problems": list(self.problems)}
 
 
 @dataclass

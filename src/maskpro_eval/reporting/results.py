@@ -143,6 +143,10 @@ def summary_markdown(results: dict) -> str:
     lines += [f"**Verdict: {verdict.upper()}** ({len(gates) - len(failed)}/{len(gates)} gates passed)", ""]
     if results.get("ungated"):
         lines += [f"**{ungated_message(results['ungated'])}**", ""]
+    for prob in results.get("problems", []):
+        lines.append(f"- **{prob['kind'].upper()}** `{prob['test']}` ({prob['when']}): {prob['message']}")
+    if results.get("problems"):
+        lines.append("")
     run = results.get("run", {})
     if run:
         lines += [f"- run: `{run.get('name')}`, tier(s): {run.get('markers')}, started {run.get('started')}",

@@ -1,0 +1,41 @@
+"""The bad-input audit, table-driven: each bad option or input stops the run at start-up with exit 4
+and ONE line naming the option (or file) and the fix, before any test runs and with nothing written."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.builders import REPO_ROOT
+
+# (arguments, text the one line must contain)
+CASES = [
+    (["--device=cuda"], "--device cuda: no CUDA device is usable"),
+    (["--device=bogus"], "--device 'bogus' is not a torch device"),
+    (["--num-samples=-5"], "--num-samples -5: must be >= 1"),
+    (["--num-samples=0"], "--num-samples 0: must be >= 1"),
+    (["--quick-samples=0"], "--quick-samples 0: must be >= 1"),
+    (["--quick-steps=0"], "--quick-steps 0: must be >= 1"),
+    (["--kid-subsets=0"], "--kid-subsets 0: must be >= 1"),
+    (["--batch-size=0"], "--batch-size 0: must be >= 1"),
+    (["--seed=-1"], "--seed -1: must be >= 0"),
+    (["--checkpoint=m=demo:nosuch"], "unknown demo model 'nosuch'"),
+    (["--checkpoint", "/nonexistent/model"], "/nonexistent/model: does not exist"),
+    (["--baseline", "/nonexistent/dense"], "--baseline: /nonexistent/dense: does not exist"),
+    (["--reports-dir", "README.md/sub"], "README.md is a file, so the folder cannot be created"),
+    (["--results-json", "README.md/r.json"], "README.md is a file, so the folder cannot be created"),
+    (["--results-json", "src"], "--results-json src is a folder"),
+    (["--nm", "2-4"], "is neither 'N:M'"),
+]
+
+
+@pytest.mark.parametrize("args, text", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_option_stops_at_startup(args, text, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "quick", "-p", "no:cacheprovider", *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    out = (proc.stdout + proc.stderr).strip()
+    assert proc.returncode == 4, out[-2000:]
+    errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and text in errors[0] and "maskpro-eval" in errors[0], out[-2000:]
+    assert "passed" not in out and "failed" not in out  # no test ran
