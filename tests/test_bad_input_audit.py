@@ -27,6 +27,11 @@ CASES = [
     (["--results-json", "README.md/r.json"], "README.md is a file, so the folder cannot be created"),
     (["--results-json", "src"], "--results-json src is a folder"),
     (["--nm", "2-4"], "is neither 'N:M'"),
+    # habits from the original framework: one "did you mean" line, not pytest's usage dump
+    (["--num_samples=5"], "unknown option --num_samples: did you mean --num-samples?"),
+    (["--training_dir", "runs/x"], "unknown option --training_dir: did you mean --training-dir?"),
+    (["--skip_fid"], "unknown option --skip_fid: run `-m quick`"),
+    (["--magnitude", "runs/mag"], "unknown option --magnitude: give the model as --checkpoint magnitude=PATH"),
 ]
 
 
@@ -39,3 +44,4 @@ def test_bad_option_stops_at_startup(args, text, tmp_path):
     errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and text in errors[0] and "maskpro-eval" in errors[0], out[-2000:]
     assert "passed" not in out and "failed" not in out  # no test ran
+    assert "usage:" not in out
