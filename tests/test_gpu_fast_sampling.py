@@ -58,7 +58,7 @@ def test_other_prediction_types_match_diffusers(unet, prediction_type):
 def test_thresholding_is_refused_with_the_fix(unet):
     from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG
     cfg = {**DDPM_CIFAR10_SCHEDULER_CONFIG, "thresholding": True}
-    with pytest.raises(FastSamplingError, match="sampling.generate"):
+    with pytest.raises(FastSamplingError, match="sampling.standard.generate"):
         FastDDIMSampler(unet, scheduler_config=cfg, steps=3, device="cpu", dtype="float32")
 
 

@@ -153,7 +153,7 @@ def test_thresholds_file_and_cli_override(pytester, models):
 def test_bad_input_exits_with_one_line_error_and_no_report(pytester, models, case):
     reports = pytester.path / "reports"
     if case == "missing":
-        path, expect = pytester.path / "nope", "*bad input*nope*no such file*"
+        path, expect = pytester.path / "nope", "ERROR: maskpro-eval: --checkpoint: *nope: does not exist*"
     elif case == "nan":
         path, expect = models["nan"], "*bad input*NaN*"
     else:
@@ -162,8 +162,11 @@ def test_bad_input_exits_with_one_line_error_and_no_report(pytester, models, cas
         expect = "*bad input*corrupt.safetensors*"
     result = run_quick(pytester, "--checkpoint", f"x={path}")
     assert result.ret == 4, result.stdout.str()[-2000:]
-    result.stdout.fnmatch_lines([expect])
     assert not (reports / "run").exists() and not list(reports.glob(".staging-*"))
+    if case == "missing":  # found at start-up, before pytest-html or any test started
+        result.stderr.fnmatch_lines([expect])
+        return
+    result.stdout.fnmatch_lines([expect])
     result.stdout.fnmatch_lines(["*html report discarded: the run did not complete*"])
 
 

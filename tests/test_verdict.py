@@ -55,3 +55,8 @@ def test_an_erroring_test_makes_the_verdict_error(pytester):
     assert prob["kind"] == "error" and "test_boom" in prob["test"] and "RuntimeError: boom" in prob["message"]
     result.stdout.fnmatch_lines(["*ERROR: *test_boom* (call): RuntimeError: boom*", "*verdict: ERROR*"])
     assert "**Verdict: ERROR**" in (reports / "run" / "evaluation_summary.md").read_text()
+
+
+def test_tests_of_no_single_model_are_ungated_only_when_their_tier_has_no_gate():
+    ran = [{"model": "(run)", "tier": "quick"}, {"model": "m", "tier": "quick"}, {"model": "(run)", "tier": "compare"}]
+    assert ungated(ran, [PASSED]) == [{"model": "(run)", "tier": "compare"}]

@@ -12,12 +12,22 @@ from __future__ import annotations
 GATED_TIERS = ("quick", "full", "compare", "workflow")
 
 
+#: The "model" of tests that judge no single model (a comparison, a baseline check).
+RUN = "(run)"
+
+
 def ungated(ran: list[dict], gates: list[dict]) -> list[dict]:
-    """``ran``: ``{"model", "tier"}`` of every evaluation test that ran; the pairs with no gate recorded."""
+    """``ran``: ``{"model", "tier"}`` of every evaluation test that ran; the pairs with no gate recorded.
+
+    A model under test is ungated in a tier when none of its tests there recorded a gate; a tier whose
+    tests judge no single model (compare mode) is ungated when it recorded no gate at all."""
     gated = {(g["model"], g.get("tier")) for g in gates}
+    gated_tiers = {g.get("tier") for g in gates}
     seen, out = set(), []
     for r in ran:
         key = (r["model"], r["tier"])
+        if r["model"] == RUN and r["tier"] in gated_tiers:
+            continue
         if r["tier"] in GATED_TIERS and key not in gated and key not in seen:
             seen.add(key)
             out.append({"model": r["model"], "tier": r["tier"]})

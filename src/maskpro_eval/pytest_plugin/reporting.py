@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from maskpro_eval.gating.gates import Gate, format_number
-from maskpro_eval.gating.verdict import ungated, ungated_message, verdict
+from maskpro_eval.gating.verdict import RUN, ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
 
@@ -207,7 +207,7 @@ def pytest_runtest_makereport(item, call):
     tier = _tier(item)
     model = getattr(item, "callspec", None) and item.callspec.params.get("model_name")
     if report.when == "call" and tier is not None:
-        report.user_properties.append((_RAN, {"model": model or "(run)", "tier": tier}))
+        report.user_properties.append((_RAN, {"model": model or RUN, "tier": tier}))
     if report.failed and tier is not None:
         # a test that errored (setup/teardown, or an exception other than a failed check) or whose check
         # failed without a gate: the verdict must not read "pass"
