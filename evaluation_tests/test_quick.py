@@ -5,8 +5,12 @@ import pytest
 import torch
 
 from maskpro_eval.gating.gates import check
+from maskpro_eval.runtime.latency import latency_spread
 
 pytestmark = pytest.mark.quick
+
+#: Timed rounds of the CPU latency benchmark (after 2 warm-up rounds).
+LATENCY_ROUNDS = 10
 
 
 def test_checkpoint_loads(model, record_model):
@@ -88,15 +92,17 @@ def test_cpu_forward_latency(model, benchmark, record_model):
         with torch.inference_mode():
             return model.unet(x, t).sample
 
-    y = benchmark.pedantic(forward, rounds=5, warmup_rounds=1, iterations=1)
+    y = benchmark.pedantic(forward, rounds=LATENCY_ROUNDS, warmup_rounds=2, iterations=1)
     torch.testing.assert_close(y, fc["y"], rtol=1e-5, atol=1e-6)
     stats = getattr(benchmark, "stats", None)
     if stats is None:
         pytest.skip("pytest-benchmark is disabled (e.g. under xdist): no latency recorded")
-    median_ms = stats.stats.median * 1e3
-    benchmark.extra_info.update({"batch": int(x.shape[0]), "device": str(x.device)})
-    record_model(model.name, {"cpu_forward_latency": {"median_ms": median_ms, "batch": int(x.shape[0]),
-                                                      "rounds": 5, "device": str(x.device)}})
+    st = stats.stats
+    spread = latency_spread(st.median, st.iqr, st.min, st.max)
+    benchmark.extra_info.update({"batch": int(x.shape[0]), "device": str(x.device), **spread})
+    record_model(model.name, {"cpu_forward_latency": {
+        "median_ms": st.median * 1e3, "iqr_ms": st.iqr * 1e3, "min_ms": st.min * 1e3, "max_ms": st.max * 1e3,
+        "rounds": int(st.rounds), "batch": int(x.shape[0]), "device": str(x.device), **spread}})
 
 
 def test_output_agreement_with_baseline(model, baseline_required, thresholds, record_gate, record_model):

@@ -27,6 +27,13 @@ def test_default_absolute_gates_fail_a_bad_model_without_baseline(pytester, smal
     assert gates[("garbage", "kid")]["threshold"] == 0.01 and not gates[("garbage", "kid")]["passed"]
     assert data["verdict"] == "fail" and data["ungated"] == []
     result.stdout.fnmatch_lines(["*[[]FAIL[]] garbage: fid = * (gate: fid <= 10)*", "*verdict: FAIL*"])
+    # a full-tier-only run still reports the model's facts (analysis is cheap): sparsity, N:M, layers
+    m = data["models"]["garbage"]
+    assert m["sparsity"]["masked_layers"] is not None and m["nm"]["compliance"] is not None and m["layers"]
+    csv = (pytester.path / "reports" / "run" / "analysis" / "layer_sparsity.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(m["layers"])
+    result.stdout.fnmatch_lines(["*maskpro-eval models*", "model *N:M compl.*FID / KID*",
+                                 "garbage *model *(2:4)* (N=16, biased) / KID *FAIL fid, kid*"])
 
 
 def test_default_relative_gate_with_baseline(pytester, small_ref, garbage_model):

@@ -169,3 +169,12 @@ def test_gpu_tier_skips_cleanly_without_cuda():
     assert out.returncode == 0, text[-3000:]
     assert "failed" not in text and "error" not in text.lower().split("short test summary")[-1], text[-3000:]
     assert "skipped" in text and "no CUDA" in text, text[-3000:]
+
+
+def test_latency_spread_flags_a_contended_cpu():
+    from maskpro_eval.runtime.latency import latency_spread
+    calm = latency_spread(0.027, 0.001, 0.026, 0.030)
+    assert not calm["contended"] and abs(calm["iqr_over_median"] - 1 / 27) < 1e-12
+    # the same model read 27 ms and 1,397 ms in two runs: such rounds within one run say "contended"
+    assert latency_spread(0.030, 0.002, 0.027, 1.397)["contended"]
+    assert latency_spread(0.030, 0.015, 0.027, 0.060)["contended"]

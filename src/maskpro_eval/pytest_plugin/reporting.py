@@ -17,6 +17,7 @@ from maskpro_eval.gating.gates import Gate, format_number
 from maskpro_eval.gating.verdict import RUN, ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
+from maskpro_eval.reporting.terminal import model_table
 
 EVAL_MARKERS = ("quick", "full", "compare", "workflow", "gpu", "bench")
 _GATE = "maskpro_gate"
@@ -159,6 +160,19 @@ def gate(record_gate):
     return _assert
 
 
+@pytest.fixture(autouse=True)
+def _model_facts_in_every_tier(request):
+    """Every evaluation test's models get their (cheap) analysis recorded, whatever tier runs, so a
+    full-tier-only run still reports sparsity, N:M and the layer table."""
+    if _tier(request.node) is None:
+        return
+    for fixture in ("model", "baseline", "baseline_required"):
+        if fixture in request.fixturenames:
+            m = request.getfixturevalue(fixture)
+            if m is not None:
+                request.node.user_properties.append((_MODEL, {"name": m.name, "entry": m.entry()}))
+
+
 @pytest.fixture
 def record_model(request):
     """Record (merge) facts about a model into ``models[name]`` of the results."""
@@ -296,6 +310,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     gates = state.results.gates
     tr = terminalreporter
+    tr.section("maskpro-eval models")
+    for line in model_table({**state.results.as_dict(), "ungated": state.ungated}):
+        tr.write_line(line)
     tr.section("maskpro-eval gates")
     for g in gates:
         tr.write_line(Gate(**{k: v for k, v in g.items() if k not in ("message", "tier")}).message)

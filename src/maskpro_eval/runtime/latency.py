@@ -25,7 +25,24 @@ def measure_forward_latency(unet, batch_size: int = 1, rounds: int = 10, warmup:
     out = {"batch_size": batch_size, "rounds": res.rounds, "warmup": res.warmup, "device": str(device),
            "dtype": str(param.dtype).replace("torch.", ""), "median_ms": res.median_s * 1e3,
            "min_ms": res.min_s * 1e3, "mean_ms": res.mean_s * 1e3, "iqr_ms": res.iqr_s * 1e3,
-           "images_per_s": batch_size / res.median_s, "timer": res.method}
+           "images_per_s": batch_size / res.median_s, "timer": res.method,
+           **latency_spread(res.median_s, res.iqr_s, res.min_s, max(res.times_s))}
     if device.type == "cuda":
         out["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return out
+
+
+#: A latency whose interquartile range exceeds this fraction of the median, or whose slowest round is
+#: this many times its fastest, was measured on a contended machine (other processes took the CPU).
+CONTENDED_IQR_FRACTION = 0.25
+CONTENDED_MAX_OVER_MIN = 3.0
+
+
+def latency_spread(median_s: float, iqr_s: float, min_s: float, max_s: float) -> dict:
+    """The spread beside a median latency and whether it says the machine was contended."""
+    rel = iqr_s / median_s if median_s > 0 else float("inf")
+    ratio = max_s / min_s if min_s > 0 else float("inf")
+    contended = rel > CONTENDED_IQR_FRACTION or ratio > CONTENDED_MAX_OVER_MIN
+    return {"iqr_over_median": rel, "max_over_min": ratio, "contended": bool(contended),
+            "contention_rule": f"IQR > {CONTENDED_IQR_FRACTION:g} x median or max > "
+                               f"{CONTENDED_MAX_OVER_MIN:g} x min"}
