@@ -19,3 +19,15 @@ def test_model_table_rows():
     assert "0.9700 (2:4)" in m and "0.4900" in m and "12.35 (N=5000, biased) / KID 0.0123" in m
     assert "27 ms +-1 CONTENDED" in m and m.endswith("FAIL fid")
     assert u.endswith("ungated") and dense.endswith("-")
+
+
+def test_loader_notes_name_what_the_loader_decided():
+    from maskpro_eval.reporting.terminal import loader_notes
+    lines = loader_notes({"models": {
+        "best": {"format": "maskpro-trainer", "notes": ["base model from ...: /r/pruned (found 5 folder(s) above)",
+                                                       "2 old diffusers class path(s) remapped to current ones"],
+                 "mask_disagreements": {"a.conv": 0.0, "b.conv": 0.125}},
+        "dense": {"format": "diffusers-pipeline", "notes": []}}})
+    assert lines[0] == "best (maskpro-trainer):" and "remapped" in lines[2]
+    assert lines[3] == "  - current_mask disagrees with the final mask in 1 layer(s) (worst b.conv: 12.50% of entries)"
+    assert len(lines) == 4  # nothing to say about dense

@@ -15,14 +15,29 @@ from maskpro_eval.checkpoints.state import apply_masks, load_state_strict, prepa
 
 def find_pruned_model(ckpt: Path, rel) -> Path | None:
     """``pruned_model_path`` resolved against the cwd, then every folder above the checkpoint."""
+    found = locate_pruned_model(ckpt, rel)
+    return found[0] if found else None
+
+
+def locate_pruned_model(ckpt: Path, rel) -> tuple[Path, str, bool] | None:
+    """``(path, how it was found, outside)`` of ``pruned_model_path``, or None.
+
+    Tried in order: the path itself if absolute, the current directory, every folder above the
+    checkpoint. ``outside``: the walk found it beside a DIFFERENT tree than the one holding the checkpoint
+    (e.g. a copied run whose pruned model is missing, resolved against the original run's folder).
+    """
     if not rel:
         return None
     p = Path(str(rel)).expanduser()
     if p.is_absolute():
-        return p if p.exists() else None
-    for root in [Path.cwd(), *Path(ckpt).resolve().parents]:
+        return (p, "absolute path in the checkpoint's config", False) if p.exists() else None
+    ckpt = Path(ckpt).resolve()
+    if (Path.cwd() / p).exists():
+        return Path.cwd() / p, "resolved against the current directory", False
+    for depth, root in enumerate(ckpt.parents, start=1):
         if (root / p).exists():
-            return root / p
+            inside = (root / p.parts[0]) in (ckpt, *ckpt.parents)
+            return root / p, f"found {depth} folder(s) above the checkpoint, under {root}", not inside
     return None
 
 
@@ -47,14 +62,19 @@ def trainer_parts(path: Path, obj: dict, ctx):
     rel = ((obj.get("config") or {}).get("model") or {}).get("pruned_model_path")
     base_arg = ctx.base_model
     if base_arg is None:
-        found = find_pruned_model(path, rel)
+        located = locate_pruned_model(path, rel)
+        found = located[0] if located else None
         if found is None:
             raise BaseModelNotFoundError(
                 path, f"its base model config['model']['pruned_model_path']={rel!r} was not found (looked in the "
                       "current directory and every folder above the checkpoint)",
                 "the structurally pruned model the masks were trained on", BASE_FIX)
         base_arg = found
-        notes.append(f"base model from config['model']['pruned_model_path']: {found}")
+        notes.append(f"base model from config['model']['pruned_model_path'] = {rel!r}: {found} ({located[1]})")
+        if located[2]:
+            notes.append(f"WARNING: the base model {found} lies outside the tree that holds the checkpoint: the "
+                         "walk up the checkpoint's folders left its own run folder, so it may belong to another "
+                         "run. Fix: pass --base-model PATH to be explicit")
     base = resolve_base(base_arg, ctx, path, "its architecture comes from the pruned model it was trained on")
     prep = prepare_state_dict(sd, path, nm, base.unet.state_dict().keys())
     return base, prep, nm, notes

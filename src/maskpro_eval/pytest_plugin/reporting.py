@@ -17,7 +17,7 @@ from maskpro_eval.gating.gates import Gate, format_number
 from maskpro_eval.gating.verdict import RUN, ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
-from maskpro_eval.reporting.terminal import model_table
+from maskpro_eval.reporting.terminal import loader_notes, model_table
 
 EVAL_MARKERS = ("quick", "full", "compare", "workflow", "gpu", "bench")
 _GATE = "maskpro_gate"
@@ -313,6 +313,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("maskpro-eval models")
     for line in model_table({**state.results.as_dict(), "ungated": state.ungated}):
         tr.write_line(line)
+    notes = loader_notes(state.results.as_dict())
+    if notes:
+        tr.section("maskpro-eval loader notes")
+        for line in notes:
+            tr.write_line(line, yellow=line.lstrip().startswith("- WARNING"))
     tr.section("maskpro-eval gates")
     for g in gates:
         tr.write_line(Gate(**{k: v for k, v in g.items() if k not in ("message", "tier")}).message)

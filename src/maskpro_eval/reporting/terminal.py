@@ -42,3 +42,19 @@ def model_table(results: dict) -> list[str]:
                      _fid(m.get("quality", {})), _latency(m), verdict))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def loader_notes(results: dict) -> list[str]:
+    """What the loader decided, per model: format, resolved base, remapped class paths, mask disagreements."""
+    lines = []
+    for name, m in results.get("models", {}).items():
+        notes = list(m.get("notes", []))
+        dis = {k: v for k, v in (m.get("mask_disagreements") or {}).items() if v}
+        if dis:
+            worst = max(dis, key=dis.get)
+            notes.append(f"current_mask disagrees with the final mask in {len(dis)} layer(s) "
+                         f"(worst {worst}: {dis[worst]:.2%} of entries)")
+        if notes:
+            lines.append(f"{name} ({m.get('format', '?')}):")
+            lines += [f"  - {n}" for n in notes]
+    return lines
