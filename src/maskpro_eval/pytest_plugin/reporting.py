@@ -17,7 +17,7 @@ from maskpro_eval.gating.gates import Gate, format_number
 from maskpro_eval.gating.verdict import RUN, ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
-from maskpro_eval.reporting.terminal import loader_notes, model_table
+from maskpro_eval.reporting.terminal import loader_notes, model_rows, model_table
 
 EVAL_MARKERS = ("quick", "full", "compare", "workflow", "gpu", "bench")
 _GATE = "maskpro_gate"
@@ -57,8 +57,9 @@ def pytest_configure(config):
             markexpr = config.option.markexpr or ""
             if not config.option.htmlpath and any(m in markexpr for m in EVAL_MARKERS):
                 config.option.htmlpath = str(state.out.staging_dir / "report.html")
-                config.option.self_contained_html = True
                 state.own_html = True
+            if config.option.htmlpath:  # one file to hand on: no assets/ folder beside --html=PATH
+                config.option.self_contained_html = True
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(), "maskpro-xdist")
 
@@ -80,7 +81,7 @@ class _HtmlHooks:
         rows = "".join(
             f"<tr><td>{html.escape(g['model'])}</td><td>{html.escape(g['metric'])}</td>"
             f"<td>{html.escape(_num(g['value']))}{html.escape(g.get('unit', ''))}</td>"
-            f"<td>{html.escape(g['op'])} {html.escape(_num(g['threshold']))}</td>"
+            f"<td>{html.escape(_rule(g))}</td>"
             f"<td style='color:{'green' if g['passed'] else 'red'}'><b>{'PASS' if g['passed'] else 'FAIL'}</b></td>"
             f"<td>{html.escape(g.get('detail', ''))}</td></tr>" for g in gates)
         prefix.append(
@@ -89,6 +90,7 @@ class _HtmlHooks:
             f"<th>value</th><th>gate</th><th>verdict</th><th>detail</th></tr>{rows}</table>")
         if state.ungated:
             prefix.append(f"<p style='color:red'><b>{html.escape(ungated_message(state.ungated))}</b></p>")
+        prefix.append(_models_table({**state.results.as_dict(), "ungated": state.ungated}))
         for prob in state.results.problems:
             prefix.append(f"<p style='color:red'><b>{html.escape(prob['kind'].upper())}</b> "
                           f"{html.escape(prob['test'])} ({html.escape(prob['when'])}): {html.escape(prob['message'])}</p>")
@@ -127,6 +129,26 @@ class _HtmlHooks:
 
 
 _num = format_number
+
+
+def _rule(g: dict) -> str:
+    """The gate as a reader states it: ``<= 10``, ``within 0.5 +- 0.02``."""
+    if g["op"] == "within":
+        return f"within {_num(g['threshold'])} ± {_num(g.get('tolerance'))}"
+    return f"{g['op']} {_num(g['threshold'])}"
+
+
+def _models_table(results: dict) -> str:
+    """Per-model HTML table (the terminal table's columns), with the loader's notes."""
+    header, *rows = model_rows(results)
+    cell = "".join
+    out = ("<h2>Models</h2><table border='1' cellpadding='3' style='border-collapse:collapse'><tr>"
+           + cell(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"
+           + cell("<tr>" + cell(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+    notes = loader_notes(results)
+    if notes:
+        out += "<h3>Loader notes</h3><pre>" + html.escape("\n".join(notes)) + "</pre>"
+    return out
 
 
 def pytest_addoption(parser):

@@ -23,8 +23,8 @@ def _latency(m: dict) -> str:
     return text + (" CONTENDED" if lat.get("contended") else "")
 
 
-def model_table(results: dict) -> list[str]:
-    """Lines of a fixed-width table: model, role, N:M compliance, sparsity, FID/KID, latency, gates."""
+def model_rows(results: dict) -> list[tuple[str, ...]]:
+    """Header and one row per model: model, role, N:M compliance, sparsity, FID/KID, latency, gates."""
     gates_by_model: dict[str, list[dict]] = {}
     for g in results.get("gates", []):
         gates_by_model.setdefault(g["model"], []).append(g)
@@ -40,6 +40,12 @@ def model_table(results: dict) -> list[str]:
         rows.append((name, m.get("role", "model"), compl,
                      "" if sp.get("masked_layers") is None else f"{sp['masked_layers']:.4f}",
                      _fid(m.get("quality", {})), _latency(m), verdict))
+    return rows
+
+
+def model_table(results: dict) -> list[str]:
+    """:func:`model_rows` as the lines of a fixed-width table."""
+    rows = model_rows(results)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
