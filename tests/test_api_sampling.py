@@ -26,3 +26,17 @@ def test_fast_backend_refuses_ddpm(tmp_path):
     ev = MaskProEvaluator("demo:dense", output_dir=tmp_path / "api")
     with pytest.raises(SamplingError, match="DDIM with eta 0 only"):
         ev.generate_samples(num_samples=2, steps=2, sampler="ddpm", sampling_backend="fast", save_grid=False)
+
+
+def test_compute_fid_without_reference_refuses_a_users_model(tmp_path):
+    """The demo digits are the default reference for the demo zoo only: a user's model without a
+    reference gets the error `pytest -m full` gives without --fid-ref."""
+    import shutil
+
+    from maskpro_eval import MaskProEvaluator
+    from maskpro_eval.checkpoints.zoo import zoo_model_path
+    from maskpro_eval.errors import ReferenceSetError
+    shutil.copytree(zoo_model_path("dense"), tmp_path / "mine")
+    ev = MaskProEvaluator(model_checkpoint=str(tmp_path / "mine"), output_dir=str(tmp_path / "out"))
+    with pytest.raises(ReferenceSetError, match=r"FID needs a reference set.*--fid-ref PATH \(pytest\) or pass reference=PATH"):
+        ev.compute_fid(num_samples=4)

@@ -61,9 +61,12 @@ class MaskProEvaluator:
     def _quality_for(self, num_samples: int, sampler: str, steps: int | None, eta: float, batch_size: int,
                      reference: str | None, consistency_seeds: int = 0, dtype: str = "float32",
                      sampling_backend: str = "standard", compile: bool = False) -> QualityEvaluator:
-        if reference in (None, "demo-digits"):
+        if reference == "demo-digits" or (reference is None and str(self.model.spec.path).startswith("demo:")):
             from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
             reference = str(ZOO_REFERENCE_FILE)
+        elif reference is None:
+            from maskpro_eval.metrics.reference import no_reference_error
+            raise no_reference_error()
         key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile)
         if key not in self._quality:
             sampling = SamplingConfig(sampler=sampler, num_inference_steps=steps, eta=eta, seed=self.settings.seed,
@@ -95,8 +98,9 @@ class MaskProEvaluator:
                     compile: bool = False) -> dict:
         """Standard-protocol FID (and KID where the reference has images) of the model's samples.
 
-        ``reference``: as ``--fid-ref`` (``"baseline"`` uses the baseline's samples; default: the
-        demo digits set). ``dtype``/``sampling_backend``/``compile``: see :meth:`generate_samples`.
+        ``reference``: as ``--fid-ref`` (``"baseline"`` uses the baseline's samples). Without one, a demo
+        zoo model is judged against the demo digits; any other model raises ReferenceSetError (as
+        ``pytest -m full`` without ``--fid-ref``). ``dtype``/``sampling_backend``/``compile``: see :meth:`generate_samples`.
         Returns plain data with N, bias flag and protocol.
         """
         q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds, dtype,

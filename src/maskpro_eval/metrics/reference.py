@@ -137,6 +137,15 @@ def _expected_dim(extractor) -> int:
     return int(d) if isinstance(d, (int, np.integer)) else NUM_FEATURES
 
 
+def no_reference_error() -> ReferenceSetError:
+    """The one error for "FID asked for without a reference set" (pytest full tier and the API)."""
+    return ReferenceSetError(None, "FID needs a reference set and none was given",
+                             "a reference: .npz mu/sigma or images, an image folder, a cifar-10-batches-py folder "
+                             "(:test for its test split) or 'baseline'",
+                             "add --fid-ref PATH (pytest) or pass reference=PATH (API); the demo digits are the "
+                             "default only for the bundled demo zoo")
+
+
 #: A covariance may have eigenvalues this far below zero (relative to its largest, at least 1) from
 #: float64 round-off; anything more negative is not a covariance and would give a meaningless FID.
 PSD_TOLERANCE = 1e-6

@@ -84,9 +84,8 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
         pytest.exit(f"maskpro-eval: bad input: {exc}", returncode=4)
     if settings.fid_ref is None:
         run_state(pytestconfig).bad_input = "no --fid-ref"
-        pytest.exit("maskpro-eval: bad input: the full tier needs a reference set; expected --fid-ref "
-                    "PATH (.npz mu/sigma or images, image folder, cifar-10-batches-py) or --fid-ref baseline. "
-                    "Fix: add --fid-ref", returncode=4)
+        from maskpro_eval.metrics.reference import no_reference_error
+        pytest.exit(f"maskpro-eval: bad input: {no_reference_error()}", returncode=4)
     q = QualityEvaluator(settings)
     try:
         q.extractor  # noqa: B018 - load weights now so a missing file stops the run at once
