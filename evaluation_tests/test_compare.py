@@ -7,34 +7,15 @@ pytestmark = pytest.mark.compare
 
 
 @pytest.fixture(scope="module")
-def comparison(model_registry, quality, pytestconfig):
-    """Evaluate each model once (analysis, latency, FID/KID, consistency, paired drift) and compare."""
-    from maskpro_eval.gating.compare import comparison_rows
-    from maskpro_eval.runtime.latency import measure_forward_latency
+def comparison(model_registry, quality):
+    """Every model (under test, baseline, original) evaluated once, then compared (gating.compare)."""
+    from maskpro_eval.gating.compare import run_comparison
 
-    names = list(model_registry.specs)
     originals = model_registry.by_role("original") or model_registry.by_role("baseline")
-    reference = originals[0] if originals else None
-    ref_model = model_registry.get(reference) if reference else None
     baselines = model_registry.by_role("baseline")
-    fid_baseline = model_registry.get(baselines[0]) if baselines else None
-    entries = {}
-    for name in names:
-        m = model_registry.get(name)
-        e = m.entry()
-        e["latency"] = measure_forward_latency(m.unet, batch_size=8, rounds=5, warmup=1)
-        fid = quality.fid(m, baseline=fid_baseline)
-        kid = quality.kid(m, fid_baseline)
-        q = {"fid": fid.value, "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
-             "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
-             "consistency": quality.consistency(m, fid_baseline)}
-        if ref_model is not None and name != reference:
-            from maskpro_eval.metrics.quality import drift_summary
-            d = quality.drift(m, ref_model)
-            q["drift"] = drift_summary(d)
-        e["quality"] = q
-        entries[name] = e
-    return {"rows": comparison_rows(entries, reference), "models": entries, "reference": reference}
+    return run_comparison({name: model_registry.get(name) for name in model_registry.specs}, quality,
+                          original=originals[0] if originals else None,
+                          fid_baseline=model_registry.get(baselines[0]) if baselines else None)
 
 
 def test_comparison_artifacts(comparison, thresholds, run_output, record_model, attach_image, record_protocol):
@@ -51,7 +32,7 @@ def test_comparison_artifacts(comparison, thresholds, run_output, record_model, 
             attach_image(f"comparison/{files[key]}", (out_dir / files[key]).read_bytes(), label=files[key])
     for name, e in comparison["models"].items():
         record_model(name, e)
-    record_protocol({"compare_reference": comparison["reference"]})
+    record_protocol({"compare_reference": comparison["reference"], "compare_reference_rule": comparison["reference_rule"]})
     assert {r["model"] for r in comparison["rows"]} == set(comparison["models"])
     for f in files.values():
         assert (out_dir / f).is_file(), f

@@ -62,3 +62,21 @@ def test_discover_errors(tmp_path):
         discover(tmp_path)
     with pytest.raises(ValueError):
         select([], "newest")
+
+
+def test_ratios_are_relative_to_the_original():
+    """A channel-pruned model (777k of the dense 1.11M parameters, all non-zero) is 1.43x smaller than the
+    original, not 1.0x (the ratio used to be params / non-zero params inside each model)."""
+    dense = _entry(1_110_000, 1_110_000, 10.0, 0.0)
+    pruned = _entry(777_000, 777_000, 11.0, 0.0)
+    for e, (dense_b, packed_b, macs) in ((dense, (2_220_000, 2_220_000, 6e9)), (pruned, (1_554_000, 1_554_000, 4e9))):
+        e["compression"] = {"dense_bytes": dense_b, "packed_bytes": packed_b}
+        e["macs"] = {"dense": macs, "effective": macs}
+    rows = {r["model"]: r for r in comparison_rows({"dense": dense, "pruned": pruned}, "dense")}
+    assert rows["pruned"]["compression_ratio"] == pytest.approx(1_110_000 / 777_000)
+    assert rows["pruned"]["params_ratio"] == pytest.approx(1_110_000 / 777_000)
+    assert rows["pruned"]["packed_bytes_ratio"] == pytest.approx(2_220_000 / 1_554_000)
+    assert rows["pruned"]["macs_ratio"] == pytest.approx(1.5)
+    assert rows["dense"]["compression_ratio"] == 1.0
+    assert rows["pruned"]["retention_per_compression_unit"] == pytest.approx((10 / 11) / (1_110_000 / 777_000 - 1))
+    assert comparison_rows({"dense": dense}, None)[0]["compression_ratio"] is None  # no original: undefined

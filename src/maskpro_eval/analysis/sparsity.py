@@ -173,5 +173,5 @@ def compression_summary(unet: nn.Module, layers: list[LayerSparsity], n: int, m:
         "packed_bytes": packed_total,
         "packed_layers": packed_layers,
         "index_bits_per_kept_value": index_bits,
-        "compression_ratio": dense_total / packed_total if packed_total else 1.0,
+        "packed_size_ratio": dense_total / packed_total if packed_total else 1.0,  # this model's own dense/packed
     }

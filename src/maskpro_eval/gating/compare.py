@@ -1,7 +1,11 @@
 """Side-by-side comparison of several evaluated models: table, Pareto front, relative gates, plots.
 
-Definitions (README "Compare mode"):
-* ``compression_ratio`` = total parameters / non-zero parameters.
+Definitions (README "Compare mode"). Every ratio is relative to the ORIGINAL model of the comparison
+(``--original``, else the baseline), as ``original's quantity / model's quantity`` (> 1 = smaller):
+* ``compression_ratio`` = non-zero parameters of the original / non-zero parameters of the model.
+* ``params_ratio`` (all parameters), ``dense_bytes_ratio`` (16-bit dense storage), ``packed_bytes_ratio``
+  (original's dense bytes / the model's N:M-packed bytes), ``macs_ratio`` (original's dense MACs /
+  the model's effective MACs).
 * ``quality_retention`` = FID(reference model) / FID(model): 1.0 = no loss, < 1 = worse.
 * ``retention_per_compression_unit`` = quality_retention / (compression_ratio - 1): retained quality
   per unit of compression gained beyond dense (higher is better; undefined for dense models).
@@ -13,21 +17,58 @@ from maskpro_eval.gating.gates import Gate, check
 
 TABLE_FIELDS = ["model", "role", "format", "params_total", "params_nonzero", "global_sparsity",
                 "masked_layers_sparsity", "nm", "nm_compliance", "nm_compliance_channel", "compression_ratio",
-                "packed_bytes", "dense_bytes", "macs_effective_g", "fid", "fid_std_over_seeds", "fid_n", "fid_biased",
+                "params_ratio", "dense_bytes_ratio", "packed_bytes_ratio", "macs_ratio", "packed_bytes", "dense_bytes", "macs_effective_g", "fid", "fid_std_over_seeds", "fid_n", "fid_biased",
                 "kid_mean", "kid_std", "latency_ms", "latency_batch", "peak_memory_bytes",
                 "quality_retention", "retention_per_compression_unit", "fid_increase_per_compression_unit",
                 "paired_mse_vs_reference", "paired_psnr_vs_reference", "pareto_optimal"]
 
 
+def run_comparison(models: dict, quality, original: str | None = None, fid_baseline=None,
+                   latency_batch: int = 8) -> dict:
+    """Evaluate each model once (analysis, latency, FID/KID, consistency, paired drift vs the original)
+    and build the comparison rows.
+
+    ``models``: name -> EvaluatedModel (loaded); ``quality``: the full tier's QualityEvaluator;
+    ``original``: the model every ratio and the paired drift are relative to. None: the model with
+    the most non-zero parameters is taken (recorded as ``reference_rule``)."""
+    from maskpro_eval.metrics.quality import drift_summary
+    from maskpro_eval.runtime.latency import measure_forward_latency
+
+    entries = {name: m.entry() for name, m in models.items()}
+    rule = "--original (else --baseline)"
+    if original is None:
+        original = max(entries, key=lambda n: entries[n]["parameters"]["nonzero"])
+        rule = "no --original/--baseline: the model with the most non-zero parameters"
+    for name, m in models.items():
+        e = entries[name]
+        e["latency"] = measure_forward_latency(m.unet, batch_size=latency_batch, rounds=5, warmup=1)
+        fid = quality.fid(m, baseline=fid_baseline)
+        kid = quality.kid(m, fid_baseline)
+        q = {"fid": fid.value, "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
+             "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+             "consistency": quality.consistency(m, fid_baseline)}
+        if name != original:
+            q["drift"] = drift_summary(quality.drift(m, models[original]))
+        e["quality"] = q
+    return {"rows": comparison_rows(entries, original), "models": entries, "reference": original,
+            "reference_rule": rule}
+
+
 def comparison_rows(models: dict, reference: str | None) -> list[dict]:
     """One row per model from their ``evaluation_results.json`` entries."""
     rows = []
-    ref_fid = (models.get(reference, {}).get("quality") or {}).get("fid") if reference else None
+    ref = models.get(reference, {}) if reference else {}
+    ref_fid = (ref.get("quality") or {}).get("fid")
+
+    def vs_original(num, den):
+        return num / den if num and den else None
+
     for name, e in models.items():
         q = e.get("quality") or {}
         params = e.get("parameters", {})
         total, nonzero = params.get("total"), params.get("nonzero")
-        ratio = total / nonzero if total and nonzero else None
+        comp, ref_comp = e.get("compression", {}), ref.get("compression", {})
+        ratio = vs_original(ref.get("parameters", {}).get("nonzero"), nonzero)
         fid = q.get("fid")
         retention = ref_fid / fid if ref_fid and fid else None
         gained = (ratio - 1.0) if ratio else None
@@ -42,6 +83,10 @@ def comparison_rows(models: dict, reference: str | None) -> list[dict]:
             "nm_compliance": e.get("nm", {}).get("compliance"),
             "nm_compliance_channel": e.get("nm", {}).get("compliance_channel_layout"),
             "compression_ratio": ratio,
+            "params_ratio": vs_original(ref.get("parameters", {}).get("total"), total),
+            "dense_bytes_ratio": vs_original(ref_comp.get("dense_bytes"), comp.get("dense_bytes")),
+            "packed_bytes_ratio": vs_original(ref_comp.get("dense_bytes"), comp.get("packed_bytes")),
+            "macs_ratio": vs_original(ref.get("macs", {}).get("dense"), e.get("macs", {}).get("effective")),
             "packed_bytes": e.get("compression", {}).get("packed_bytes"),
             "dense_bytes": e.get("compression", {}).get("dense_bytes"),
             "macs_effective_g": (e.get("macs", {}).get("effective") or 0) / 1e9,

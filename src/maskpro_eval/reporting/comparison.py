@@ -79,7 +79,7 @@ def plot_efficiency(path: Path, rows: list[dict]) -> Path | None:
     if len(front) > 1:
         ax.plot([r["compression_ratio"] for r in front], [r["fid"] for r in front], "r--", label="Pareto front")
         ax.legend(fontsize=8)
-    ax.set_xlabel("compression ratio (params / non-zero params)")
+    ax.set_xlabel("compression ratio (non-zero params of the original / of the model)")
     ax.set_ylabel(f"FID (N={pts[0].get('fid_n')}; lower is better)")
     ax.set_title("Compression efficiency (red: Pareto-optimal)", fontsize=9)
     fig.tight_layout()
@@ -106,7 +106,10 @@ def write_comparison(out_dir: Path, rows: list[dict], models: dict, gates: list[
         files["efficiency_png"] = "compression_efficiency.png"
     lines = ["# Model comparison", "", f"Reference for retention and paired drift: `{reference}`.", "",
              table_markdown(rows), "",
-             "- compression_ratio = params / non-zero params; quality_retention = FID(reference) / FID(model);",
+             "- every *_ratio is the original's quantity / the model's (> 1 = smaller than the original):",
+             "  compression_ratio = non-zero params; params_ratio = all params; dense/packed_bytes_ratio = storage;",
+             "  macs_ratio = dense MACs of the original / effective MACs of the model;",
+             "- quality_retention = FID(reference) / FID(model);",
              "- retention_per_compression_unit = quality_retention / (compression_ratio - 1);",
              "- paired drift: per-sample MSE/PSNR against the reference model's samples from identical noise;",
              "- pareto_optimal: no other model has both higher compression and lower FID.", ""]

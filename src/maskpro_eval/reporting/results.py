@@ -175,7 +175,7 @@ def summary_markdown(results: dict) -> str:
                 f"{e['sparsity']['masked_layers']:.4f} | {e['nm']['n']}:{e['nm']['m']} | "
                 f"{e['nm']['compliance']:.4f} | {e['nm']['compliance_channel']:.4f} | "
                 f"{e['macs']['eligible_share']:.3f} | {e['macs']['dense'] / 1e9:.3f} / "
-                f"{e['macs']['effective'] / 1e9:.3f} | {c.get('compression_ratio', 1.0):.3f} |")
+                f"{e['macs']['effective'] / 1e9:.3f} | {c.get('packed_size_ratio', 1.0):.3f} |")
         lines.append("")
         qrows = [(n, e["quality"]) for n, e in models.items() if isinstance(e.get("quality"), dict)
                  and e["quality"].get("fid") is not None]
