@@ -25,11 +25,12 @@ def test_training_run_trend(pytestconfig, model_registry, run_output, attach_ima
         if loaded.training_logs and (logs is None or len(loaded.training_logs) > len(logs)):
             logs = list(loaded.training_logs)
     assert points, "no checkpoints selected"
-    png = plot_trends(run_output.path("workflow", "trend.png"), points, logs)
-    attach_image("workflow/trend.png", png.read_bytes(), label="metrics against epoch")
+    png = plot_trends(run_output.path("trends", "trend.png"), points, logs)
+    attach_image("trends/trend.png", png.read_bytes(), label="metrics against epoch")
     write_results_json(run_output.path("workflow_results.json"),
                        {"training_dir": pytestconfig.getoption("--training-dir"),
                         "select": pytestconfig.getoption("--training-select"), "checkpoints": points,
                         "training_logs": logs})
     record_protocol({"training_dir": pytestconfig.getoption("--training-dir")})
-    assert all(p["epoch"] is not None or p["name"] == "best" for p in points)
+    no_epoch = [p["name"] for p in points if p["epoch"] is None and p["name"] != "best"]
+    assert not no_epoch, f"checkpoints without an epoch (cannot be placed on the trend): {', '.join(no_epoch)}"

@@ -84,7 +84,7 @@ def test_run_command_workflow_on_real_training_run(tmp_path):
     assert all(s["exit_code"] == 0 for s in summary["steps"])
     wf = json.loads((out / "workflow" / "workflow_results.json").read_text())
     assert {c["name"] for c in wf["checkpoints"]} == {"epoch_3", "best"}
-    assert wf["training_logs"] and (out / "workflow" / "workflow" / "trend.png").is_file()
+    assert wf["training_logs"] and (out / "workflow" / "trends" / "trend.png").is_file()
     quick = json.loads((out / "quick" / "evaluation_results.json").read_text())
     assert quick["models"]["best"]["nm"]["compliance"] == 1.0
     assert quick["models"]["best"]["sparsity"]["masked_layers"] == 0.5

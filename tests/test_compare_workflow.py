@@ -80,3 +80,10 @@ def test_ratios_are_relative_to_the_original():
     assert rows["dense"]["compression_ratio"] == 1.0
     assert rows["pruned"]["retention_per_compression_unit"] == pytest.approx((10 / 11) / (1_110_000 / 777_000 - 1))
     assert comparison_rows({"dense": dense}, None)[0]["compression_ratio"] is None  # no original: undefined
+
+
+def test_one_folder_given_twice_is_one_model(tmp_path):
+    from maskpro_eval.evaluation import build_specs
+    specs = build_specs([f"a={tmp_path}/m", f"b={tmp_path}/x/../m"], baseline=f"dense={tmp_path}/d",
+                        original=f"{tmp_path}/d")
+    assert [(s.name, s.role) for s in specs] == [("a", "model"), ("dense", "baseline")]

@@ -84,7 +84,18 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
         specs.append(parse_model_spec(baseline, role="baseline"))
     if original:
         o = parse_model_spec(original, role="original")
-        specs.append(ModelSpec(name=o.name, path=o.path, role="original"))
+        same_as_baseline = baseline and _same_file(o.path, parse_model_spec(baseline).path)
+        if not same_as_baseline:  # one folder given twice is one model (compare falls back to the baseline)
+            specs.append(ModelSpec(name=o.name, path=o.path, role="original"))
+    kept, paths = [], set()
+    for s in specs:  # a model under test named twice (e.g. --checkpoint and --training-dir) is evaluated once
+        key = _resolved(s.path)
+        if s.role == "model" and key in paths:
+            continue
+        if s.role == "model":
+            paths.add(key)
+        kept.append(s)
+    specs = kept
     seen: dict[str, int] = {}
     unique = []
     for s in specs:
@@ -95,6 +106,14 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
             seen[s.name] = 1
         unique.append(s)
     return unique
+
+
+def _resolved(spec_path: str) -> str:
+    return spec_path if spec_path.startswith("demo:") else str(Path(spec_path).resolve())
+
+
+def _same_file(a: str, b: str) -> bool:
+    return _resolved(a) == _resolved(b)
 
 
 def resolve_path(spec_path: str) -> Path:
