@@ -19,7 +19,7 @@ def _bench(benchmark, ev_model, bench_batch, bench_settings, prepared_unets, ben
     import platform
 
     import torch
-    from maskpro_eval.runtime.bench import forward_case, prepare_unet, run_forward_benchmark
+    from maskpro_eval.runtime.bench import forward_case, forward_record_problems, prepare_unet, run_forward_benchmark
     from maskpro_eval.analysis.flops import unet_flops_per_image_step
     key = (ev_model.name, "cpu", "float32")
     if key not in prepared_unets:
@@ -34,22 +34,23 @@ def _bench(benchmark, ev_model, bench_batch, bench_settings, prepared_unets, ben
                                 warmup=min(2, bench_settings.warmup))
     bench_records.append(rec)
     record_model(ev_model.name, {"benchmark": {"forward_cpu": {f"B{bench_batch}": rec}}})
-    return rec
+    return forward_record_problems(case, module, rec)
 
 
 def test_forward_latency_cpu_model(model, bench_batch, benchmark, bench_settings, prepared_unets, bench_records,
                                    record_model):
     """CPU forward latency and images/s of the model under test at one batch size."""
-    rec = _bench(benchmark, model, bench_batch, bench_settings, prepared_unets, bench_records, record_model, "model")
-    assert rec["batch"] == bench_batch
+    problems = _bench(benchmark, model, bench_batch, bench_settings, prepared_unets, bench_records, record_model,
+                      "model")
+    assert not problems, "; ".join(problems)
 
 
 def test_forward_latency_cpu_baseline(baseline_required, bench_batch, benchmark, bench_settings, prepared_unets,
                                       bench_records, record_model):
     """The baseline at the same batch size, in the same benchmark group."""
-    rec = _bench(benchmark, baseline_required, bench_batch, bench_settings, prepared_unets, bench_records,
-                 record_model, "baseline")
-    assert rec["batch"] == bench_batch
+    problems = _bench(benchmark, baseline_required, bench_batch, bench_settings, prepared_unets, bench_records,
+                      record_model, "baseline")
+    assert not problems, "; ".join(problems)
 
 
 def test_forward_scaling_plot_cpu(bench_records, attach_image, run_output):
@@ -59,5 +60,6 @@ def test_forward_scaling_plot_cpu(bench_records, attach_image, run_output):
     if not any(r.get("median_ms") for r in recs):
         pytest.skip("no timed CPU forward records (benchmarks disabled or skipped)")
     png = scaling_plot_png(recs, title=f"UNet forward scaling - {recs[0]['device_name']} - float32")
+    assert png is not None and png.startswith(b"\x89PNG"), "the scaling plot is not a PNG"
     attach_image("benchmarks/forward_scaling_cpu.png", png, label="forward scaling (CPU)")
     run_output.path("benchmarks/forward_records_cpu.json").write_text(json.dumps(recs, indent=1))

@@ -34,7 +34,7 @@ def _prepared(prepared_unets, ev_model, device, settings):
 def _forward_benchmark(benchmark, ev_model, bench_batch, device, bench_settings, prepared_unets, bench_records,
                        record_model, role):
     import torch
-    from maskpro_eval.runtime.bench import forward_case, run_forward_benchmark
+    from maskpro_eval.runtime.bench import forward_case, forward_record_problems, run_forward_benchmark
     module, fwd, flops = _prepared(prepared_unets, ev_model, device, bench_settings)
     benchmark.group = f"forward B={bench_batch} {bench_settings.dtype}"
     case = forward_case(ev_model.name, module, fwd, bench_batch, device, bench_settings.dtype, flops_per_image=flops)
@@ -43,23 +43,23 @@ def _forward_benchmark(benchmark, ev_model, bench_batch, device, bench_settings,
     rec = run_forward_benchmark(benchmark, case, rounds=bench_settings.rounds, warmup=bench_settings.warmup)
     bench_records.append(rec)
     record_model(ev_model.name, {"benchmark": {"forward": {f"B{bench_batch}": rec}}})
-    return rec
+    return forward_record_problems(case, module, rec)
 
 
 def test_forward_latency_model(cuda_device, model, bench_batch, benchmark, bench_settings, prepared_unets,
                                bench_records, record_model):
     """Forward latency, images/s, TFLOP/s and peak GPU memory of the model under test at one batch size."""
-    rec = _forward_benchmark(benchmark, model, bench_batch, cuda_device, bench_settings, prepared_unets,
-                             bench_records, record_model, "model")
-    assert rec["batch"] == bench_batch
+    problems = _forward_benchmark(benchmark, model, bench_batch, cuda_device, bench_settings, prepared_unets,
+                                  bench_records, record_model, "model")
+    assert not problems, "; ".join(problems)
 
 
 def test_forward_latency_baseline(cuda_device, baseline_required, bench_batch, benchmark, bench_settings,
                                   prepared_unets, bench_records, record_model):
     """The baseline at the same batch size, same group: model and baseline side by side in one run."""
-    rec = _forward_benchmark(benchmark, baseline_required, bench_batch, cuda_device, bench_settings, prepared_unets,
-                             bench_records, record_model, "baseline")
-    assert rec["batch"] == bench_batch
+    problems = _forward_benchmark(benchmark, baseline_required, bench_batch, cuda_device, bench_settings,
+                                  prepared_unets, bench_records, record_model, "baseline")
+    assert not problems, "; ".join(problems)
 
 
 def test_forward_scaling_plot(cuda_device, bench_records, attach_image, run_output):
@@ -70,6 +70,7 @@ def test_forward_scaling_plot(cuda_device, bench_records, attach_image, run_outp
         pytest.skip("no timed forward records (benchmarks disabled or skipped)")
     dev = recs[0].get("device_name", "cuda")
     png = scaling_plot_png(recs, title=f"UNet forward scaling - {dev} - {recs[0]['dtype']}")
+    assert png is not None and png.startswith(b"\x89PNG"), "the scaling plot is not a PNG"
     attach_image("benchmarks/forward_scaling_gpu.png", png, label="forward scaling (GPU)")
     run_output.path("benchmarks/forward_records_gpu.json").write_text(json.dumps(recs, indent=1))
 

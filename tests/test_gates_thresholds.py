@@ -58,5 +58,6 @@ def test_shipped_thresholds_files_are_valid():
     from tests.builders import REPO_ROOT
     for name in ("thresholds.toml", "thresholds_demo.toml"):
         path = REPO_ROOT / "evaluation_tests" / name
-        if path.exists():
-            Thresholds.from_file(path)
+        assert path.is_file(), f"{name} is shipped with the suite"
+        t = Thresholds.from_file(path)  # validates every section and key
+        assert t.source == str(path) and t.file_data.get("quick"), name

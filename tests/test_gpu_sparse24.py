@@ -98,7 +98,10 @@ def test_conv1x1_as_matmul_equals_the_convolution():
     assert layer_kind(torch.nn.Conv2d(4, 4, 1, stride=2)) == "conv_other"
 
 
-def test_sparse_kernels_report_why_they_cannot_run_here():
+def test_sparse_kernels_report_why_they_cannot_run_here(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     reason = sparse24_available()
-    if not torch.cuda.is_available():
-        assert reason and "CUDA" in reason
+    assert reason and "no CUDA device" in reason
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert "compute capability 7.x" in sparse24_available()

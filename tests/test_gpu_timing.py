@@ -103,11 +103,14 @@ def test_device_info_is_json_serialisable():
     json.dumps(timing.device_info())
 
 
-def test_peak_memory_on_cpu_is_none():
+def test_peak_memory_on_cpu_is_none(monkeypatch):
+    with timing.peak_memory("cpu") as mem:  # a CPU device, even where CUDA is present
+        torch.ones(10)
+    assert mem == {"peak_allocated_bytes": None, "peak_reserved_bytes": None}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with timing.peak_memory() as mem:
         torch.ones(10)
-    if not torch.cuda.is_available():
-        assert mem["peak_allocated_bytes"] is None
+    assert mem == {"peak_allocated_bytes": None, "peak_reserved_bytes": None}
 
 
 PLUGIN_TEST = '''
@@ -178,3 +181,16 @@ def test_latency_spread_flags_a_contended_cpu():
     # the same model read 27 ms and 1,397 ms in two runs: such rounds within one run say "contended"
     assert latency_spread(0.030, 0.002, 0.027, 1.397)["contended"]
     assert latency_spread(0.030, 0.015, 0.027, 0.060)["contended"]
+
+
+def test_forward_record_problems():
+    """The benchmark tests' check: the timed forward's output shape and the record's timings."""
+    from maskpro_eval.runtime.bench import forward_case, forward_record_problems, prepare_unet
+    from tests.builders import tiny_unet
+    module, fwd = prepare_unet(tiny_unet(0), "cpu")
+    case = forward_case("m", module, fwd, 2, "cpu", "float32")
+    assert forward_record_problems(case, module, {"median_ms": None, "min_ms": None}) == []  # untimed
+    assert forward_record_problems(case, module, {"median_ms": 2.0, "min_ms": 1.5}) == []
+    assert "expected 0 < min <= median" in forward_record_problems(case, module, {"median_ms": 2.0, "min_ms": 3.0})[0]
+    case.forward = lambda x, t: fwd(x, t)[:1]  # a forward that drops samples
+    assert "gave shape (1, 3, 16, 16), expected (2, 3, 16, 16)" in forward_record_problems(case, module, {})[0]

@@ -132,8 +132,17 @@ def _describe_folder(path: Path, report: dict) -> None:
         except Exception as e:  # describe must not fail on a broken config
             report["error"] = f"config not buildable: {e}"
     elif fmt == "mask-folder":
-        report.update(num_tensors=len(mask_files(path)), needs_base_model=True,
-                      base_reason="a mask folder holds masks only")
+        files = mask_files(path)
+        report.update(num_tensors=len(files), needs_base_model=True, base_reason="a mask folder holds masks only")
+        for f in files:  # small tensors: read them all, so inspect reports the file loading would reject
+            try:
+                read_weights_only(f)
+            except NeedsTrust:
+                report["error"] = f"{f}: holds pickled objects, not a tensor"
+                return
+            except CheckpointError as e:
+                report["error"] = str(e)
+                return
 
 
 def describe_checkpoint(path) -> dict:

@@ -12,7 +12,7 @@ from maskpro_eval.runtime.dtypes import torch_dtype
 from maskpro_eval.runtime.timing import peak_memory
 
 __all__ = ["parse_batches", "ForwardCase", "prepare_unet", "forward_case", "run_forward_benchmark",
-           "scaling_plot_png"]
+           "forward_record_problems", "scaling_plot_png"]
 
 
 
@@ -109,6 +109,20 @@ def run_forward_benchmark(benchmark, case: ForwardCase, rounds: int = 20, warmup
     }
     benchmark.extra_info.update({k: v for k, v in rec.items() if k not in ("model",)})
     return rec
+
+
+def forward_record_problems(case: ForwardCase, module, rec: dict) -> list[str]:
+    """Why a forward benchmark record cannot be trusted (empty when it can): the timed forward does not give
+    ``(batch, out_channels, H, W)``, or the timings are not positive and ordered (0 < min <= median)."""
+    problems = []
+    y = case()
+    expected = (case.batch, module.config.out_channels, *case.x.shape[2:])
+    if tuple(y.shape) != expected:
+        problems.append(f"{case.name}: the timed forward gave shape {tuple(y.shape)}, expected {expected}")
+    med, mn = rec.get("median_ms"), rec.get("min_ms")
+    if med is not None and not (mn is not None and 0 < mn <= med):
+        problems.append(f"{case.name}: timings min {mn} ms, median {med} ms; expected 0 < min <= median")
+    return problems
 
 
 def scaling_plot_png(records: list[dict], title: str = "") -> bytes | None:
