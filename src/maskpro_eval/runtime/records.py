@@ -21,7 +21,7 @@ import platform
 import sys
 from pathlib import Path
 
-__all__ = ["SCHEMA", "RECORD_KEYS", "VERSION_KEYS", "versions", "bench_record", "write_record", "check_record",
+__all__ = ["SCHEMA", "RECORD_KEYS", "VERSION_KEYS", "versions", "machine_record", "bench_record", "write_record", "check_record",
            "read_record"]
 
 SCHEMA = "maskpro-eval-bench/1"
@@ -49,17 +49,24 @@ def versions() -> dict:
             "cuda": torch.version.cuda, "cudnn": cudnn, "maskpro_eval": maskpro_eval.__version__}
 
 
-def bench_record(name: str, settings: dict, figures: dict, command: list[str] | None = None,
-                 device: dict | None = None) -> dict:
-    """A record of schema :data:`SCHEMA`; ``command`` defaults to this process's argv (``sys.orig_argv``),
-    ``device`` to :func:`~maskpro_eval.runtime.timing.device_info`."""
+def machine_record(command: list[str] | None = None, device: dict | None = None) -> dict:
+    """The part of a record that describes where and how it ran: ``schema``, ``device``, ``versions``,
+    ``command`` (default: this process's exact argv, ``sys.orig_argv``) and ``date`` (UTC). The
+    pytest-benchmark suite puts this into its machine info; :func:`bench_record` adds name, settings, figures."""
     from maskpro_eval.runtime.timing import device_info
     argv = list(command) if command is not None else list(getattr(sys, "orig_argv", None) or
                                                           [sys.executable, *sys.argv])
-    return {"schema": SCHEMA, "name": str(name), "device": device if device is not None else device_info(),
-            "versions": versions(), "command": [str(a) for a in argv],
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "settings": dict(settings), "figures": dict(figures)}
+    return {"schema": SCHEMA, "device": device if device is not None else device_info(), "versions": versions(),
+            "command": [str(a) for a in argv],
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def bench_record(name: str, settings: dict, figures: dict, command: list[str] | None = None,
+                 device: dict | None = None) -> dict:
+    """A record of schema :data:`SCHEMA` (``command`` and ``device`` as in :func:`machine_record`)."""
+    rec = machine_record(command, device)
+    return {"schema": rec.pop("schema"), "name": str(name), **rec, "settings": dict(settings),
+            "figures": dict(figures)}
 
 
 def check_record(rec) -> list[str]:
