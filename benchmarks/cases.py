@@ -6,15 +6,13 @@ Only public library APIs are used.
 """
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from maskpro_eval.runtime.timing import TimingResult, synchronize, time_callable
+from maskpro_eval.runtime.timing import TimingResult, time_callable
 
 
 @dataclass
@@ -223,15 +221,3 @@ def frechet(n: int, dim: int, backend: str = "numpy", device: str = "cpu", seed:
     else:
         raise ValueError(f"frechet backend {backend!r}; expected one of {FRECHET_BACKENDS}")
     return Case(f"frechet-{backend}", fn, 1, "FID", dev, {"backend": backend, "n": n, "dim": dim})
-
-
-@contextlib.contextmanager
-def wall_clock(into: dict, key: str):
-    """``into[key]`` = seconds of the block, the device synchronised at both ends."""
-    synchronize()
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        synchronize()
-        into[key] = time.perf_counter() - t0

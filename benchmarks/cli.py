@@ -29,7 +29,8 @@ import torch
 from benchmarks import cases
 from benchmarks.models import load_model, save_models
 from maskpro_eval.runtime.records import bench_record, read_record, write_record
-from maskpro_eval.runtime.timing import cuda_available, device_info, peak_memory, strict_fp32, time_callable
+from maskpro_eval.runtime.timing import (cuda_available, device_info, peak_memory, strict_fp32, synchronize,
+                                         time_callable)
 
 
 def _device(args) -> str:
@@ -45,8 +46,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _reset_compiler():
-    if hasattr(torch, "_dynamo"):
-        torch.compiler.reset()
+    torch.compiler.reset()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -173,7 +173,7 @@ def cmd_profile(args):
     with profile(activities=acts) as prof:
         for _ in range(args.calls):
             case.fn()
-        torch.cuda.synchronize() if dev == "cuda" else None
+        synchronize()
     kinds, rows = {}, []
     attr = "device_time_total" if dev == "cuda" else "self_cpu_time_total"
     for ev in prof.key_averages():
