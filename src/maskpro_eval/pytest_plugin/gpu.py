@@ -112,10 +112,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config, machine_info):
-    """Device, driver, CUDA/cuDNN/torch/diffusers versions and TF32 flags into the benchmark JSON."""
-    from maskpro_eval.runtime.timing import device_info
+    """Into the benchmark JSON: ``maskpro_device`` (device, driver, versions, TF32 flags) and
+    ``maskpro_eval_bench``: the benchmark record's schema, device, versions, exact command and date
+    (:func:`maskpro_eval.runtime.records.machine_record`, the same as every ``python -m benchmarks`` record)."""
+    from maskpro_eval.runtime.records import machine_record
     try:
-        machine_info["maskpro_device"] = device_info()
+        rec = machine_record()
+        machine_info["maskpro_device"] = rec["device"]
+        machine_info["maskpro_eval_bench"] = rec
     except Exception as exc:  # noqa: BLE001 - never break a run over metadata
         machine_info["maskpro_device"] = {"error": repr(exc)}
 

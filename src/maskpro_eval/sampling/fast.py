@@ -281,6 +281,17 @@ class FastDDIMSampler:
         graph.replay()
         return out
 
+    def unet_call(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """One UNet call exactly as sampling makes it: ``x`` (float32, ``B x C x H x W`` on the device) cast
+        to the sampler's input dtype and layout, the timestep of DDIM step ``step`` (default: the middle
+        one), the compiled forward or CUDA graph when configured. Returns the raw model output.
+
+        Call it inside :meth:`forward_context` (as :meth:`denoise` does): this is the unit that speed
+        benchmarks and profiles time, without the DDIM update around it.
+        """
+        k = len(self.coefs) // 2 if step is None else int(step)
+        return self._call_unet(self._prep_input(x), self.coefs[k]["t"])
+
     # ------------------------------------------------------------------ DDIM
     def _step(self, eps: torch.Tensor, k: int, x: torch.Tensor) -> torch.Tensor:
         c = self.coefs[k]

@@ -1,0 +1,105 @@
+"""The benchmark harness: every CPU-capable CLI subcommand writes a maskpro-eval-bench/1 record with the
+exact command; the pytest-benchmark suite under benchmarks/ collects and passes on the CPU."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cli import main
+from maskpro_eval.runtime.records import RECORD_KEYS, SCHEMA, VERSION_KEYS, check_record
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = {
+    "env": ["--model", "tiny", "--matmul-n", "64", "--copy-mib", "1", "--rounds", "2"],
+    "forward": ["--batches", "1,2", "--dtypes", "float32", "--rounds", "2", "--warmup", "1"],
+    "sampling": ["--paths", "standard,fast,diffusers", "--n", "2", "--steps", "2", "--batch", "2", "--check-pixels"],
+    "settings": ["--settings", "fp32,bf16+cl", "--batch", "2", "--steps", "2", "--rounds", "2"],
+    "profile": ["--setting", "fp32", "--batch", "2", "--steps", "2", "--calls", "1"],
+    "inception": ["--modes", "strict-fp32/deterministic", "--n", "2", "--batch", "2", "--rounds", "1"],
+    "frechet": ["--n", "64", "--dim", "8", "--rounds", "2"],
+}
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+
+
+def _check(path: Path, name: str, command: list[str]) -> dict:
+    rec = json.loads(path.read_text())
+    assert check_record(rec) == []
+    assert rec["schema"] == SCHEMA and rec["name"] == name and rec["command"] == command
+    assert {k: type(rec[k]) for k in RECORD_KEYS} == RECORD_KEYS
+    assert set(VERSION_KEYS) <= set(rec["versions"]) and isinstance(rec["versions"]["torch"], str)
+    assert rec["device"]["device"].startswith("cpu") and rec["figures"]
+    return rec
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """make-models on the tiny UNet: dense + magnitude 2:4 diffusers folders (and their record)."""
+    out = tmp_path_factory.mktemp("bench")
+    argv = ["make-models", "--model", "tiny", "--models-dir", str(out / "models"), "--out", str(out / "mm.json"),
+            "--device", "cpu"]
+    assert main(argv) == 0
+    rec = _check(out / "mm.json", "make-models", [sys.executable, "-m", "benchmarks", *argv])
+    assert rec["figures"]["layers_pruned_2of4"] > 0
+    return out / "models"
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_subcommand_record(name, tmp_path):
+    argv = [name, *TINY[name], "--device", "cpu", "--out", str(tmp_path / "r.json")]
+    assert main(argv) == 0
+    rec = _check(tmp_path / "r.json", name, [sys.executable, "-m", "benchmarks", *argv])
+    if name not in ("env", "profile"):
+        rows = rec["figures"]["rows"]
+        assert rows and all(r.get("rate") or (r.get("unet_call") or {}).get("rate") for r in rows)
+    if name == "sampling":  # the fast path gives the standard path's images on the CPU
+        assert rec["figures"]["pixels_fast_vs_standard"]["identical_fraction"] == 1.0
+
+
+def test_fid50k_record_and_table(models, tmp_path, capsys):
+    argv = ["fid50k", "--out", str(tmp_path / "fid.json"), "--", "--model", str(models / "dense"), "--num-samples",
+            "4", "--steps", "2", "--batch-size", "2", "--features", "pixel16", "--device", "cpu", "--dtype", "float32"]
+    assert main(argv) == 0
+    rec = _check(tmp_path / "fid.json", "fid50k", [sys.executable, "-m", "benchmarks", *argv])
+    assert rec["settings"]["distributed_argv"] == argv[4:] and rec["figures"]["num_samples"] == 4
+    (tmp_path / "archived.json").write_text(json.dumps({"n": 1}))
+    capsys.readouterr()
+    assert main(["table", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| fid.json | fid50k |" in out and "throughput_img_per_s" in out and "archived.json" in out
+
+
+def test_command_is_the_exact_argv(tmp_path):
+    """Run as a program, the record's command is the process's argv as typed."""
+    out = tmp_path / "f.json"
+    cmd = [sys.executable, "-m", "benchmarks", "frechet", "--n", "32", "--dim", "4", "--rounds", "1",
+           "--backends", "numpy", "--out", str(out)]
+    subprocess.run(cmd, cwd=ROOT, env=_env(), check=True, capture_output=True, timeout=120)
+    _check(out, "frechet", cmd)
+
+
+def test_bad_setting_is_a_usage_error(capsys):
+    assert main(["settings", "--settings", "compile+nope", "--device", "cpu"]) == 2
+    assert "unknown setting tokens ['nope']" in capsys.readouterr().err
+
+
+def test_pytest_benchmark_suite_runs_on_cpu(tmp_path):
+    """``pytest benchmarks -m bench`` passes on the CPU (CUDA cases skip with a reason); the benchmark JSON
+    carries the record's schema, versions and command."""
+    bj = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-m", "bench", "-q", "-p", "no:cacheprovider",
+           "--benchmark-json", str(bj), "--reports-dir", str(tmp_path / "reports"), "-rs"]
+    res = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout and "failed" not in res.stdout and "no CUDA" in res.stdout
+    info = json.loads(bj.read_text())["machine_info"]["maskpro_eval_bench"]
+    assert info["schema"] == SCHEMA and set(VERSION_KEYS) <= set(info["versions"]) and info["command"][-1] == "-rs"
