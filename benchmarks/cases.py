@@ -135,7 +135,7 @@ SETTING_TOKENS = {
 
 
 def setting_config(setting: str, batch: int) -> dict:
-    """``"compile+freeze+bf16"`` -> :class:`~maskpro_eval.sampling.fast.FastSamplingConfig` keyword arguments."""
+    """``"compile+freeze+bf16"`` -> FastDDIMSampler keyword arguments (SamplingConfig fields and FastEngineOptions)."""
     toks = [t for t in setting.split("+") if t]
     bad = [t for t in toks if t not in SETTING_TOKENS]
     if bad:
@@ -175,7 +175,7 @@ def unet_call(sampler, batch: int, setting: str = "") -> Case:
 def whole_batch(sampler, batch: int, setting: str = "") -> Case:
     """All DDIM steps of one batch (:meth:`FastDDIMSampler.denoise`: UNet calls plus the DDIM updates)."""
     x = sampler.noise(range(batch))
-    steps = int(sampler.config.steps)
+    steps = int(sampler.sampling.num_inference_steps)
     return Case(f"denoise-{setting}", lambda: sampler.denoise(x), batch * steps, "img-steps", str(sampler.device),
                 {"setting": setting, "batch": batch, "steps": steps})
 

@@ -80,7 +80,7 @@ def test_bf16_is_close_but_not_required_identical(unet, reference):
 def test_default_fp16_is_close_to_fp32(unet, reference):
     """The default precision is float16 (faithful on a trained UNet on the GPU, benchmarks/README.md)."""
     s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, device="cpu")
-    assert s.config.dtype == "float16" and s.model.conv_in.weight.dtype == torch.float16
+    assert s.sampling.dtype == "float16" and s.model.conv_in.weight.dtype == torch.float16
     d = np.abs(s.images(7).astype(int) - reference.astype(int))
     assert d.mean() < 2, d.mean()
 

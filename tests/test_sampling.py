@@ -248,7 +248,7 @@ def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     from maskpro_eval.sampling.fill_store import fast_sampler
     a = fast_sampler(unet, cfg(3, seed=1, backend="fast", dtype="float16"))
     b = fast_sampler(unet, cfg(3, seed=2, backend="fast", dtype="float16"))
-    assert b.model is a.model and b._fwd is a._fwd and (a.config.seed, b.config.seed) == (1, 2)
+    assert b.model is a.model and b._fwd is a._fwd and (a.sampling.seed, b.sampling.seed) == (1, 2)
     # a reseeded sampler gives exactly what a freshly prepared one with that seed gives
     from maskpro_eval.sampling.fast import FastDDIMSampler
     fresh = FastDDIMSampler(unet, steps=STEPS, seed=2, batch_size=3, dtype="float16", device="cpu")

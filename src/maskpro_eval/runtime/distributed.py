@@ -137,7 +137,7 @@ def features_sha256(feats) -> str:
 def sharded_sample_features(sampler, extractor, num_samples: int, ctx: DistContext) -> dict:
     """This rank's share of samples -> features, then gathered (rank 0). Times with barriers around the work."""
     from maskpro_eval.metrics.gpu_features import sample_and_extract
-    bs = int(sampler.config.batch_size)
+    bs = int(sampler.sampling.batch_size)
     mine = shard_indices(num_samples, bs, ctx.rank, ctx.world_size)
     ctx.barrier()
     t0 = time.perf_counter()

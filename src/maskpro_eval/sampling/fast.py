@@ -32,19 +32,19 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from maskpro_eval.errors import MaskProEvalError
-from maskpro_eval.runtime.dtypes import dtype_name, torch_dtype
-from maskpro_eval.sampling.config import DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, make_scheduler
+from maskpro_eval.runtime.dtypes import torch_dtype
+from maskpro_eval.sampling.config import DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, SamplingConfig, SamplingError, make_scheduler
 from maskpro_eval.sampling.noise import sample_noise
 from maskpro_eval.sampling.unet_io import model_output, unet_info
 
-__all__ = ["FastSamplingConfig", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8", "inductor_options",
+__all__ = ["FastEngineOptions", "fast_configs", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8", "inductor_options",
            "parse_compile_options"]
 
 
@@ -53,18 +53,19 @@ class FastSamplingError(MaskProEvalError, ValueError):
     """A request the fast path cannot serve faithfully."""
 
 
+#: Fast-path defaults where the caller gives none: a batch that fills an H100/H200, and float16 (faithful
+#: on a trained UNet; bf16 is not, see the module docstring).
+FAST_DEFAULTS = {"batch_size": 1024, "dtype": "float16"}
+
+
 @dataclass
-class FastSamplingConfig:
-    """How the fast path runs (none of these change which noise a sample gets).
+class FastEngineOptions:
+    """How the fast engine runs the UNet (none of these change which noise a sample gets; the sampling
+    protocol itself - steps, seed, batch, dtype, compile, device - is the one :class:`SamplingConfig`).
 
     Attributes:
-        steps: DDIM steps (100: the published protocol).
-        seed: run seed (sample ``i``'s noise depends only on ``(seed, i)``).
-        batch_size: images per UNet call (large: 512-2048 fill an H100).
-        dtype: UNet compute dtype: ``"float16"`` (default: faithful, see the module docstring), ``"bfloat16"``
-            or ``"float32"``.
         autocast: reduced precision via ``torch.autocast`` with fp32 weights instead of casting the weights.
-        compile: ``torch.compile`` the UNet (``compile_mode``: None = default mode).
+        compile_mode: ``torch.compile`` mode when ``SamplingConfig.compile`` (None = default mode).
         compile_options: inductor options for ``torch.compile(options=...)`` (e.g.
             ``{"coordinate_descent_tuning": True, "freezing": True}``); the mode is folded in
             (``"max-autotune-no-cudagraphs"`` -> ``max_autotune=True``), since torch takes one or the other.
@@ -74,15 +75,9 @@ class FastSamplingConfig:
         channels_last: run the UNet in channels-last memory format.
         pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
         allow_tf32: set TF32 for fp32 matmuls/convs during sampling (None: leave PyTorch's flags).
-        device: where the UNet runs (None: CUDA if available, else the UNet's device).
     """
 
-    steps: int = DEFAULT_DDIM_STEPS
-    seed: int = 0
-    batch_size: int = 1024
-    dtype: str = "float16"
     autocast: bool = False
-    compile: bool = False
     compile_mode: str | None = None
     compile_options: dict | None = None
     cudnn_benchmark: bool = False
@@ -90,19 +85,37 @@ class FastSamplingConfig:
     channels_last: bool = False
     pad_last_batch: bool | None = None
     allow_tf32: bool | None = None
-    device: str | None = None
-
-    def __post_init__(self):
-        try:
-            self.dtype = dtype_name(self.dtype)
-        except ValueError as e:
-            raise FastSamplingError(str(e)) from None
-        if int(self.steps) <= 0 or int(self.batch_size) <= 0 or int(self.seed) < 0:
-            raise FastSamplingError(f"steps, batch_size must be > 0 and seed >= 0; got steps={self.steps}, "
-                                    f"batch_size={self.batch_size}, seed={self.seed}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_ENGINE_KEYS = set(FastEngineOptions.__dataclass_fields__)
+#: keyword -> SamplingConfig field (``steps`` is the fast path's historical name for the step count)
+_SAMPLING_KEYS = {"steps": "num_inference_steps", "num_inference_steps": "num_inference_steps", "seed": "seed",
+                  "batch_size": "batch_size", "dtype": "dtype", "compile": "compile", "device": "device"}
+
+
+def fast_configs(sampling: SamplingConfig | None = None, engine: FastEngineOptions | None = None,
+                 **kwargs) -> tuple[SamplingConfig, FastEngineOptions]:
+    """``(SamplingConfig, FastEngineOptions)`` of a fast sampler; keyword arguments override either
+    (``steps``, ``seed``, ``batch_size``, ``dtype``, ``compile``, ``device`` or an engine option)."""
+    unknown = set(kwargs) - _ENGINE_KEYS - set(_SAMPLING_KEYS)
+    if unknown:
+        raise FastSamplingError(f"unknown fast-sampler option(s) {sorted(unknown)}; expected SamplingConfig "
+                                f"fields {sorted(_SAMPLING_KEYS)} or FastEngineOptions fields {sorted(_ENGINE_KEYS)}")
+    samp = {_SAMPLING_KEYS[k]: v for k, v in kwargs.items() if k in _SAMPLING_KEYS}
+    if sampling is None:
+        samp = {**{k: v for k, v in FAST_DEFAULTS.items() if k not in samp}, **samp}
+        samp.setdefault("num_inference_steps", DEFAULT_DDIM_STEPS)
+    try:
+        sampling = replace(sampling or SamplingConfig(backend="fast"), backend="fast", **samp)
+    except SamplingError as e:
+        raise FastSamplingError(str(e)) from None
+    if sampling.sampler != "ddim" or sampling.eta != 0.0:
+        raise FastSamplingError(f"the fast path runs DDIM with eta 0 only, got {sampling.sampler} eta={sampling.eta}")
+    engine = replace(engine or FastEngineOptions(), **{k: v for k, v in kwargs.items() if k in _ENGINE_KEYS})
+    return sampling, engine
 
 
 def ddim_coefficients(scheduler) -> list[dict]:
@@ -155,8 +168,10 @@ class FastDDIMSampler:
     a dtype cast, compile or channels-last is asked for).
     """
 
-    def __init__(self, unet, config: FastSamplingConfig | None = None, scheduler_config=None, **kwargs):
-        self.config = cfg = replace_config(config, kwargs)
+    def __init__(self, unet, sampling: SamplingConfig | None = None, engine: FastEngineOptions | None = None,
+                 scheduler_config=None, **kwargs):
+        self.sampling, self.engine = fast_configs(sampling, engine, **kwargs)
+        cfg, eng = self.sampling, self.engine
         p_device, p_dtype, shape = unet_info(unet)
         self.shape = shape
         if cfg.device is not None:
@@ -167,10 +182,8 @@ class FastDDIMSampler:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.dtype = torch_dtype(cfg.dtype)
-        if self.dtype != torch.float32 and device.type == "cpu" and not cfg.autocast:
-            pass  # bf16/fp16 weights on the CPU work (slowly); allowed for tests
-        self.pad_last_batch = (device.type == "cuda") if cfg.pad_last_batch is None else bool(cfg.pad_last_batch)
-        self.scheduler = make_scheduler("ddim", scheduler_config, int(cfg.steps))
+        self.pad_last_batch = (device.type == "cuda") if eng.pad_last_batch is None else bool(eng.pad_last_batch)
+        self.scheduler = make_scheduler("ddim", scheduler_config, int(cfg.num_inference_steps))
         self.coefs = ddim_coefficients(self.scheduler)
         self.prediction_type = self.scheduler.config.prediction_type
         if self.prediction_type not in ("epsilon", "sample", "v_prediction"):
@@ -178,11 +191,11 @@ class FastDDIMSampler:
         self.clip = bool(self.scheduler.config.clip_sample)
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
-        needs_copy = (device != p_device or (self.dtype != p_dtype and not cfg.autocast) or cfg.compile
-                      or cfg.channels_last)
+        needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
+                      or eng.channels_last)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
-        if not cfg.autocast and self.dtype != p_dtype:
+        if not eng.autocast and self.dtype != p_dtype:
             import logging
             dl = logging.getLogger("diffusers")
             level = dl.level
@@ -191,11 +204,11 @@ class FastDDIMSampler:
                 model = model.to(self.dtype)
             finally:
                 dl.setLevel(level)
-        if cfg.channels_last:
+        if eng.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)
         self.model = model
-        self.in_dtype = torch.float32 if cfg.autocast else self.dtype
+        self.in_dtype = torch.float32 if eng.autocast else self.dtype
         self._fwd = self._make_forward()
         self._graph = None
         self.compile_seconds: float | None = None
@@ -203,21 +216,21 @@ class FastDDIMSampler:
 
     # ------------------------------------------------------------------ model call
     def _make_forward(self):
-        model, cfg = self.model, self.config
+        model, cfg, eng = self.model, self.sampling, self.engine
 
         def fwd(x, t):
             return model_output(model(x, t, return_dict=False))
 
         if cfg.compile:
-            if cfg.compile_options:
-                fwd = torch.compile(fwd, dynamic=False, options=inductor_options(cfg.compile_mode, cfg.compile_options))
+            if eng.compile_options:
+                fwd = torch.compile(fwd, dynamic=False, options=inductor_options(eng.compile_mode, eng.compile_options))
             else:
-                fwd = torch.compile(fwd, mode=cfg.compile_mode, dynamic=False)
+                fwd = torch.compile(fwd, mode=eng.compile_mode, dynamic=False)
         return fwd
 
     def _autocast(self):
         import contextlib
-        if self.config.autocast and self.dtype != torch.float32:
+        if self.engine.autocast and self.dtype != torch.float32:
             return torch.autocast(device_type=self.device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
@@ -233,14 +246,14 @@ class FastDDIMSampler:
     def _backend_flags(self):
         """Backend flags while sampling: TF32 (``allow_tf32``) and ``cudnn.benchmark``; restored on exit."""
         import contextlib
-        if self.device.type != "cuda" or (self.config.allow_tf32 is None and not self.config.cudnn_benchmark):
+        if self.device.type != "cuda" or (self.engine.allow_tf32 is None and not self.engine.cudnn_benchmark):
             return contextlib.nullcontext()
         from maskpro_eval.runtime.timing import backend_flags
-        return backend_flags(tf32=self.config.allow_tf32, cudnn_benchmark=True if self.config.cudnn_benchmark else None)
+        return backend_flags(tf32=self.engine.allow_tf32, cudnn_benchmark=True if self.engine.cudnn_benchmark else None)
 
     def _prep_input(self, x: torch.Tensor) -> torch.Tensor:
         x_in = x if self.in_dtype == torch.float32 else x.to(self.in_dtype)
-        if self.config.channels_last:
+        if self.engine.channels_last:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
         return x_in
 
@@ -254,7 +267,7 @@ class FastDDIMSampler:
     def _call_unet(self, x_in: torch.Tensor, t: int) -> torch.Tensor:
         b = x_in.shape[0]
         self.stats["unet_calls"] += 1
-        if self.config.cuda_graph and self.device.type == "cuda":
+        if self.engine.cuda_graph and self.device.type == "cuda":
             return self._call_graph(x_in, t)
         if b == 1:
             # batch-1 calls take other kernels than batched ones (sampling.generate does the same)
@@ -316,14 +329,14 @@ class FastDDIMSampler:
             for k, c in enumerate(self.coefs):
                 eps = self._call_unet(self._prep_input(x), c["t"])
                 eps = eps.float()
-                if self.config.channels_last:
+                if self.engine.channels_last:
                     eps = eps.contiguous()
                 x = self._step(eps, k, x).float()
         return x
 
     def warmup(self, batch_size: int | None = None) -> float:
         """Compile / capture at the run's batch shape on random input; returns the seconds it took."""
-        b = int(batch_size or self.config.batch_size)
+        b = int(batch_size or self.sampling.batch_size)
         t0 = time.perf_counter()
         x = torch.randn((b, *self.shape), device=self.device, generator=None)
         with self.forward_context():
@@ -337,17 +350,17 @@ class FastDDIMSampler:
     def reseeded(self, seed: int) -> "FastDDIMSampler":
         """This sampler for another run seed, sharing the prepared (cast, compiled) model: no second copy
         or compilation. Sample ``i`` of the result gets the noise of ``(seed, i)``."""
-        if int(seed) == int(self.config.seed):
+        if int(seed) == int(self.sampling.seed):
             return self
         other = copy.copy(self)
-        other.config = replace_config(self.config, {"seed": int(seed)})
+        other.sampling = replace(self.sampling, seed=int(seed))
         other.stats = {"unet_calls": 0, "images": 0, "padded_images": 0}
         return other
 
     # ------------------------------------------------------------------ batches
     def noise(self, indices: Sequence[int]) -> torch.Tensor:
         """x_T of the given samples on the device (drawn on the CPU by the standard rule)."""
-        x = sample_noise(self.config.seed, list(indices), self.shape)
+        x = sample_noise(self.sampling.seed, list(indices), self.shape)
         if self.device.type == "cuda":
             return x.pin_memory().to(self.device, non_blocking=True)
         return x.to(self.device)
@@ -356,7 +369,7 @@ class FastDDIMSampler:
                      ) -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield ``(batch_indices, uint8 N x C x H x W on the device)`` batch by batch (no host sync)."""
         idx = list(range(indices)) if isinstance(indices, (int, np.integer)) else [int(i) for i in indices]
-        b = int(batch_size or self.config.batch_size)
+        b = int(batch_size or self.sampling.batch_size)
         pending = None  # (indices, device flag) of the previous batch: checked one batch late (no stall)
         for s in range(0, len(idx), b):
             bidx = idx[s:s + b]
@@ -379,8 +392,8 @@ class FastDDIMSampler:
     def _check_finite(self, bidx: list[int], flag: torch.Tensor) -> None:
         if not bool(flag):
             raise FastSamplingError(
-                f"the UNet gave non-finite values (overflow) in {self.config.dtype} for samples {bidx[0]}..{bidx[-1]} "
-                f"(seed {self.config.seed}). Fix: sample with dtype='float32' (CLI: --dtype float32), or check the "
+                f"the UNet gave non-finite values (overflow) in {self.sampling.dtype} for samples {bidx[0]}..{bidx[-1]} "
+                f"(seed {self.sampling.seed}). Fix: sample with dtype='float32' (CLI: --dtype float32), or check the "
                 "checkpoint (the quick tier's forward-finite gate)")
 
     def images(self, count: int | None = None, *, start: int = 0, indices: Sequence[int] | None = None
@@ -399,13 +412,13 @@ class FastDDIMSampler:
         return out
 
     def protocol(self) -> dict:
-        return {"sampler": "ddim", "eta": 0.0, "steps": int(self.config.steps), "seed": int(self.config.seed),
-                "noise_rule": NOISE_RULE, "quantisation": QUANTISATION, "dtype": self.config.dtype,
-                "autocast": self.config.autocast, "compile": self.config.compile,
-                "compile_mode": self.config.compile_mode, "compile_options": self.config.compile_options,
-                "cudnn_benchmark": self.config.cudnn_benchmark, "cuda_graph": self.config.cuda_graph,
-                "channels_last": self.config.channels_last, "batch_size": int(self.config.batch_size),
-                "pad_last_batch": self.pad_last_batch, "allow_tf32": self.config.allow_tf32,
+        return {"sampler": "ddim", "eta": 0.0, "steps": int(self.sampling.num_inference_steps), "seed": int(self.sampling.seed),
+                "noise_rule": NOISE_RULE, "quantisation": QUANTISATION, "dtype": self.sampling.dtype,
+                "autocast": self.engine.autocast, "compile": self.sampling.compile,
+                "compile_mode": self.engine.compile_mode, "compile_options": self.engine.compile_options,
+                "cudnn_benchmark": self.engine.cudnn_benchmark, "cuda_graph": self.engine.cuda_graph,
+                "channels_last": self.engine.channels_last, "batch_size": int(self.sampling.batch_size),
+                "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device)}
 
 
@@ -446,9 +459,3 @@ def parse_compile_options(text: str | None) -> dict:
             except ValueError:
                 out[k] = v
     return out
-
-
-def replace_config(config: FastSamplingConfig | None, overrides: dict) -> FastSamplingConfig:
-    base = asdict(config) if config is not None else {}
-    base.update(overrides)
-    return FastSamplingConfig(**base)

@@ -31,9 +31,7 @@ def fast_sampler(unet, config: SamplingConfig, scheduler_config=None):
            json.dumps(scheduler_config_dict(scheduler_config), sort_keys=True, default=str))
     sampler = _FAST_SAMPLERS.pop(key, None)
     if sampler is None:
-        sampler = FastDDIMSampler(unet, scheduler_config=scheduler_config, steps=cfg.num_inference_steps,
-                                  seed=cfg.seed, batch_size=cfg.batch_size, dtype=cfg.dtype, compile=cfg.compile,
-                                  device=cfg.device)
+        sampler = FastDDIMSampler(unet, cfg, scheduler_config=scheduler_config)
     _FAST_SAMPLERS[key] = sampler
     while len(_FAST_SAMPLERS) > _FAST_SAMPLERS_KEPT:
         _FAST_SAMPLERS.popitem(last=False)
