@@ -28,3 +28,16 @@ def test_unmodified_config_still_loads(tmp_path):
     tiny_unet().save_pretrained(tmp_path / "u")
     assert load_checkpoint(tmp_path / "u").format == "diffusers-unet"
     assert describe_checkpoint(tmp_path / "u")["format"] == "diffusers-unet"
+
+
+def test_truncated_torch_file_says_so_without_decoder_noise(tmp_path):
+    """A torch.save file cut short names what it is (was: "not a torch zip archive ... UnicodeDecodeError")."""
+    import torch
+    torch.save(tiny_unet().state_dict(), tmp_path / "full.pt")
+    data = (tmp_path / "full.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as ei:
+        load_checkpoint(tmp_path / "cut.pt")
+    msg = str(ei.value)
+    assert "zip archive whose end (the zip directory) is missing" in msg and "cut short" in msg
+    assert "UnicodeDecodeError" not in msg and "Fix:" in msg

@@ -136,9 +136,22 @@ def scan_pickle(path: Path) -> PickleScan:
                 _scan_ops(f)
             top, found, n = _scan_ops(f)
     except Exception as e:
-        raise corrupt_error(path, f"not a torch zip archive, legacy torch file or safetensors file: "
-                                  f"{type(e).__name__}: {str(e)[:80]}") from None
+        raise corrupt_error(path, _what_is_left(path, e)) from None
     return PickleScan("legacy", top, found, n)
+
+
+def _what_is_left(path: Path, exc: Exception) -> str:
+    """A reader's description of an unreadable file (instead of the unpickler's decoding error)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        return f"a torch.save zip archive whose end (the zip directory) is missing: {size:,} bytes, cut short"
+    if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
+        return f"a legacy torch.save file that ends early ({size:,} bytes)"
+    if len(head) == 8 and head[:1] != b"{" and head[7:8] == b"\x00" and size > 8:
+        return f"looks like a safetensors file whose header or data is cut short ({size:,} bytes)"
+    return f"not a torch.save archive, legacy torch file or safetensors file ({size:,} bytes; {type(exc).__name__})"
 
 
 def read_weights_only(path: Path, mmap: bool = False):
