@@ -393,3 +393,13 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         assert z["indices"].tolist() == [0, 1] and json.loads(str(z["metadata"])) == {"x": 1}
     with pytest.raises(Exception):
         store.write_chunk(1, np.zeros((2, 4, 4, 3), np.uint8))  # not on the chunk grid
+
+
+def test_corrupt_store_header_names_a_fix_the_command_line_has(tmp_path):
+    from maskpro_eval.sampling.store import SampleStore, SampleStoreError
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "store.json").write_text("{not json")
+    with pytest.raises(SampleStoreError) as ei:
+        SampleStore(tmp_path / "s", metadata={"a": 1})
+    msg = str(ei.value)
+    assert f"delete {tmp_path / 's'}" in msg and "--samples-dir" in msg

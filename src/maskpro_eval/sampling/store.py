@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 
 _CHUNK_RE = re.compile(r"^samples_(\d+)_(\d+)\.npz$")
 _STORE_FILE = "store.json"
+
+
+def _fix_delete(directory) -> str:
+    return (f"delete {directory} (its samples are regenerated), or give the run another --samples-dir "
+            f"(API: SampleStore(..., overwrite=True) deletes them)")
 _FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 1000
 
@@ -121,13 +126,12 @@ class SampleStore:
             except (OSError, ValueError) as e:
                 if not overwrite:
                     raise SampleStoreError(
-                        f"{header_path}: unreadable store header ({e}). Fix: delete the folder or pass "
-                        f"overwrite=True") from e
+                        f"{header_path}: unreadable store header ({e}). Fix: {_fix_delete(self.directory)}") from e
         elif any(self._chunk_files()):
             if not overwrite:
                 raise SampleStoreMismatchError(
                     f"{self.directory}: holds sample chunks but no {_STORE_FILE}, so their protocol is "
-                    f"unknown. Fix: use another folder or pass overwrite=True to delete them")
+                    f"unknown. Fix: {_fix_delete(self.directory)}")
 
         if existing is not None:
             problems = _diff(existing.get("metadata"), self.metadata)
@@ -138,7 +142,7 @@ class SampleStore:
                 raise SampleStoreMismatchError(
                     f"{self.directory}: existing samples were made with another protocol; refusing to mix "
                     f"them. Differences: " + "; ".join(problems)
-                    + ". Fix: use another folder, or pass overwrite=True to delete the existing samples")
+                    + f". Fix: {_fix_delete(self.directory)}")
             if problems:
                 log.warning("%s: overwriting samples of another protocol (%s)", self.directory,
                             "; ".join(problems))
