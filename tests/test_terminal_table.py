@@ -31,3 +31,11 @@ def test_loader_notes_name_what_the_loader_decided():
     assert lines[0] == "best (maskpro-trainer):" and "remapped" in lines[2]
     assert lines[3] == "  - current_mask disagrees with the final mask in 1 layer(s) (worst b.conv: 12.50% of entries)"
     assert len(lines) == 4  # nothing to say about dense
+
+
+def test_reference_notes_are_shown():
+    from maskpro_eval.reporting.terminal import reference_lines
+    lines = reference_lines({"protocol": {"reference": "/data/ref", "reference_n": 48, "reference_kind": "image-folder",
+                                          "reference_notes": ["converted 48 image(s) of mode L to RGB"]}})
+    assert lines == ["reference: /data/ref (N=48, image-folder)", "  - converted 48 image(s) of mode L to RGB"]
+    assert reference_lines({"protocol": {}}) == []

@@ -187,6 +187,7 @@ class QualityEvaluator:
                 "inception_weights_sha256": fp["weights_sha256"],
                 "inception_weights_standard": fp["weights_are_standard"],
                 "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
+                "reference_notes": list(ref.notes),
                 **{f"full_{k}": v for k, v in self.settings.protocol().items()}}
 
     # ---------------------------------------------------------------- metrics

@@ -17,7 +17,7 @@ from maskpro_eval.gating.gates import Gate, format_number
 from maskpro_eval.gating.verdict import RUN, ungated, ungated_message, verdict
 from maskpro_eval.pytest_plugin.state import RunState, run_state
 from maskpro_eval.reporting.results import RunOutput, write_run_reports
-from maskpro_eval.reporting.terminal import loader_notes, model_rows, model_table
+from maskpro_eval.reporting.terminal import loader_notes, model_rows, model_table, reference_lines
 
 EVAL_MARKERS = ("quick", "full", "compare", "workflow", "gpu", "bench")
 _GATE = "maskpro_gate"
@@ -335,7 +335,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("maskpro-eval models")
     for line in model_table({**state.results.as_dict(), "ungated": state.ungated}):
         tr.write_line(line)
-    notes = loader_notes(state.results.as_dict())
+    notes = loader_notes(state.results.as_dict()) + reference_lines(state.results.as_dict())
     if notes:
         tr.section("maskpro-eval loader notes")
         for line in notes:

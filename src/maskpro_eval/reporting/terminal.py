@@ -64,3 +64,12 @@ def loader_notes(results: dict) -> list[str]:
             lines.append(f"{name} ({m.get('format', '?')}):")
             lines += [f"  - {n}" for n in notes]
     return lines
+
+
+def reference_lines(results: dict) -> list[str]:
+    """The FID reference set of the run and what was done to it (conversions, assumptions)."""
+    proto = results.get("protocol", {})
+    if not proto.get("reference"):
+        return []
+    lines = [f"reference: {proto['reference']} (N={proto.get('reference_n')}, {proto.get('reference_kind')})"]
+    return lines + [f"  - {n}" for n in proto.get("reference_notes", [])]
