@@ -61,3 +61,38 @@ def test_shipped_thresholds_files_are_valid():
         assert path.is_file(), f"{name} is shipped with the suite"
         t = Thresholds.from_file(path)  # validates every section and key
         assert t.source == str(path) and t.file_data.get("quick"), name
+
+
+def test_thresholds_load_on_python_310_through_tomli(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the thresholds module falls back to tomli (a 3.10-only dependency)."""
+    import importlib.util
+    import sys
+    import tomllib as real
+    import types
+
+    import maskpro_eval.gating.thresholds as mod
+
+    fake_tomli = types.ModuleType("tomli")
+    fake_tomli.loads, fake_tomli.TOMLDecodeError = real.loads, real.TOMLDecodeError
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` raises ModuleNotFoundError
+    monkeypatch.setitem(sys.modules, "tomli", fake_tomli)
+    spec = importlib.util.spec_from_file_location("thresholds_py310", mod.__file__)
+    py310 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(py310)  # a separate copy: the real module is left alone
+    assert py310.tomllib is fake_tomli
+    f = tmp_path / "t.toml"
+    f.write_text("[full]\nmax_fid = 30.0\n")
+    assert py310.Thresholds.from_file(f).get("full", "max_fid") == 30.0
+    f.write_text("[full]\nmax_fid = \n")
+    with pytest.raises(CheckpointError, match="invalid TOML"):
+        py310.Thresholds.from_file(f)
+
+
+def test_tomli_is_a_dependency_below_python_311():
+    import tomllib
+
+    from tests.builders import REPO_ROOT
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.10"
+    deps = [d.replace(" ", "").replace("'", '"') for d in project["dependencies"]]
+    assert 'tomli>=2;python_version<"3.11"' in deps

@@ -210,3 +210,28 @@ def test_resize_differs_from_f_interpolate_by_half_pixel_shift():
     diff = (resize_bilinear_tf1(rand, 299) - F.interpolate(rand, size=(299, 299), mode="bilinear",
                                                            align_corners=False)).abs()
     assert diff.max() > 10.0
+
+
+def test_progress_bar_advances_once_per_batch(monkeypatch):
+    """The bar moves after every batch (it used to move once, after the loop, by the last batch only)."""
+    import tqdm.auto
+
+    updates: list[int] = []
+
+    class FakeBar:
+        def __init__(self, total=None, **kw):
+            self.total = total
+
+        def update(self, k):
+            updates.append(int(k))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
+    ext = object.__new__(InceptionFeatureExtractor)
+    ext.device = torch.device("cpu")
+    ext._module = lambda chunk: torch.zeros(chunk.shape[0], 2048)
+    feats = ext.features(np.zeros((10, 8, 8, 3), np.uint8), batch_size=4, progress=True)
+    assert feats.shape == (10, 2048)
+    assert updates == [4, 4, 2]

@@ -25,10 +25,14 @@ File layout (every key optional; an absent gate threshold switches that gate off
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 from maskpro_eval.errors import CheckpointError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the tomli package (a 3.10-only dependency)
+    import tomli as tomllib
 
 DEFAULTS: dict[str, dict] = {
     "quick": {

@@ -337,8 +337,8 @@ class InceptionFeatureExtractor:
                 for s in starts:
                     chunk = imgs[s:s + int(batch_size)]
                     out[s:s + chunk.shape[0]] = self._module(chunk).cpu().numpy()
-                if bar is not None:
-                    bar.update(chunk.shape[0])
+                    if bar is not None:
+                        bar.update(chunk.shape[0])
         finally:
             if bar is not None:
                 bar.close()

@@ -197,8 +197,12 @@ def summary_markdown(results: dict) -> str:
                 if q.get("protocol"):
                     lines.append(f"- protocol ({n}): " + ", ".join(f"{k}={v}" for k, v in q["protocol"].items()))
             lines.append("")
-            for note in e.get("notes", []):
-                lines.append(f"- note ({name}): {note}")
+        noted = [(n, e["notes"]) for n, e in models.items() if e.get("notes")]
+        if noted:
+            lines += ["## Notes", ""]
+            for n, notes in noted:
+                lines += [f"- note ({n}): {note}" for note in notes]
+            lines.append("")
     proto = results.get("protocol", {})
     if proto:
         lines += ["", "## Protocol", ""]
