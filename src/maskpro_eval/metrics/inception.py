@@ -321,12 +321,9 @@ class InceptionFeatureExtractor:
         n = imgs.shape[0]
         out = np.empty((n, NUM_FEATURES), dtype=np.float32)
         starts = range(0, n, int(batch_size))
-        if progress:
-            from tqdm.auto import tqdm
-            desc = progress if isinstance(progress, str) else "Inception features"
-            bar = tqdm(total=n, desc=desc, unit="img", leave=False)
-        else:
-            bar = None
+        from maskpro_eval.runtime.progress import make_bar
+        bar = make_bar(n, progress if isinstance(progress, str) else "Inception features", bool(progress)) \
+            if progress else None
         try:
             # On a GPU: strict fp32 (no TF32) and deterministic cuDNN, so features are float32 as
             # specified and identical across runs and processes (no effect on a CPU).

@@ -16,6 +16,9 @@ from maskpro_eval.sampling.config import SamplingConfig
 
 log = logging.getLogger(__name__)
 
+#: Inception features per second on a 2-core CPU (measured on this project's CI machine), for estimates.
+CPU_INCEPTION_IMG_S = 12.0
+
 #: Seed offset of the baseline samples used as ``--fid-ref baseline`` (independent of the models' noise).
 BASELINE_REFERENCE_SEED_OFFSET = 1_000_003
 
@@ -167,8 +170,27 @@ class QualityEvaluator:
             else:
                 from maskpro_eval.metrics.reference import load_reference
                 self._reference = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
-                                                 batch_size=self.settings.feature_batch_size)
+                                                 batch_size=self.settings.feature_batch_size,
+                                                 progress="reference features" if self.settings.progress else False)
         return self._reference
+
+    def plan(self, models: list, cpu_inception_img_s: float = CPU_INCEPTION_IMG_S) -> str:
+        """One line: the work this full tier will do and, on a CPU, a rough time (one timed UNet call)."""
+        st, sc = self.settings, self.settings.sampling
+        seeds = max(1, st.consistency_seeds)
+        steps = sc.num_inference_steps or 1000
+        images = len(models) * st.num_samples * seeds
+        text = (f"full tier: {len(models)} model(s) x {st.num_samples:,} samples x {steps} {sc.sampler.upper()} steps"
+                f"{f' x {seeds} seeds' if seeds > 1 else ''} = {images:,} images; FID reference: {st.fid_ref}")
+        if self.settings.device.startswith("cpu") and models:
+            from maskpro_eval.runtime.latency import measure_forward_latency
+            per_img_step = max(measure_forward_latency(m.unet, batch_size=8, rounds=2, warmup=1)["median_ms"]
+                               for m in models) / 8 / 1e3
+            est = images * steps * per_img_step + images / cpu_inception_img_s
+            from maskpro_eval.runtime.progress import format_eta
+            text += (f"; CPU estimate ~{format_eta(est)} (not counting cached samples/features and the reference; "
+                     f"Inception at ~{cpu_inception_img_s:g} img/s)")
+        return text
 
     def protocol_record(self, n: int | None = None, baseline=None) -> dict:
         """What a full-tier figure was measured under: N, sampling, reference (and its N), Inception hash."""

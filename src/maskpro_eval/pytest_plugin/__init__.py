@@ -9,6 +9,7 @@ Installed with the package, pytest loads it before it parses the command line, s
 * :mod:`.models` - the models under test (parametrisation, session-wide loading, bad input -> exit 4);
 * :mod:`.quality` - the full tier's QualityEvaluator (samples, features, reference statistics);
 * :mod:`.reporting` - gate/model recording fixtures, the controller-side collector, report files, HTML;
+* :mod:`.progress` - the library's progress bars as terminal lines (capture suspended), --no-progress;
 * :mod:`.gpu` - speed-benchmark options, the ``bench`` marker, GPU fixtures;
 * :mod:`.state` - the one :class:`~.state.RunState` in ``config.stash``.
 """
@@ -19,5 +20,6 @@ pytest_plugins = [
     "maskpro_eval.pytest_plugin.models",
     "maskpro_eval.pytest_plugin.quality",
     "maskpro_eval.pytest_plugin.reporting",
+    "maskpro_eval.pytest_plugin.progress",
     "maskpro_eval.pytest_plugin.gpu",
 ]

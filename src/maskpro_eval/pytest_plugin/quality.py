@@ -8,6 +8,7 @@ import pytest
 from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
 from maskpro_eval.sampling.config import SamplingConfig
 from maskpro_eval.pytest_plugin.options import FULL_THRESHOLD_OPTIONS, uses_demo_zoo
+from maskpro_eval.pytest_plugin.progress import terminal_line
 from maskpro_eval.pytest_plugin.state import run_state
 
 #: Documented smaller protocol used when the demo zoo is evaluated and --num-samples is not given:
@@ -87,6 +88,9 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
         from maskpro_eval.metrics.reference import no_reference_error
         pytest.exit(f"maskpro-eval: bad input: {no_reference_error()}", returncode=4)
     q = QualityEvaluator(settings)
+    if settings.progress:
+        models = [model_registry.get(n) for n in model_registry.specs]
+        terminal_line(pytestconfig, f"maskpro-eval: {q.plan(models)}", bold=True)
     try:
         q.extractor  # noqa: B018 - load weights now so a missing file stops the run at once
         names = model_registry.by_role("baseline")

@@ -9,7 +9,8 @@ from typing import Any
 
 from maskpro_eval.sampling.config import SamplingConfig, SamplingError, protocol_metadata, scheduler_config_dict
 from maskpro_eval.sampling.fast import FastDDIMSampler
-from maskpro_eval.sampling.standard import generate, make_bar
+from maskpro_eval.runtime.progress import make_bar
+from maskpro_eval.sampling.standard import generate
 from maskpro_eval.sampling.store import SampleStore, SampleStoreMismatchError
 from maskpro_eval.sampling.unet_io import model_fingerprint
 
@@ -82,8 +83,7 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     fast = fast_sampler(unet, cfg, scheduler_config) if cfg.backend == "fast" else None
     mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
                if i % int(world_size) == int(rank))
-    bar = make_bar(mine, progress, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store",
-                    initial=mine - todo)
+    bar = make_bar(mine, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store", progress, initial=mine - todo)
     try:
         for s, e in missing:
             if fast is not None:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import torch
 
+from maskpro_eval.runtime.progress import make_bar
 from maskpro_eval.sampling.config import SamplingConfig, SamplingError, make_scheduler
 from maskpro_eval.sampling.images import to_uint8
 from maskpro_eval.sampling.noise import sample_generators, sample_noise
@@ -35,13 +36,6 @@ def _resolve_indices(indices, start, count) -> list[int]:
     if any(i < 0 for i in out):
         raise SamplingError("sample indices must be >= 0")
     return out
-
-
-def make_bar(total: int, progress: bool, desc: str, initial: int = 0):
-    """A tqdm bar in images (img/s and ETA); hidden when ``progress`` is False."""
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, unit="img", desc=desc, disable=not progress,
-                dynamic_ncols=True, smoothing=0.1)
 
 
 def generate(unet, config: SamplingConfig, indices=None, *, start: int | None = None,
@@ -75,8 +69,8 @@ def generate(unet, config: SamplingConfig, indices=None, *, start: int | None = 
         raise SamplingError(f"dtype {cfg.dtype} (autocast) is not supported on device {device}")
 
     out = np.empty((len(idx), shape[1], shape[2], shape[0]), dtype=np.uint8)
-    bar = _bar if _bar is not None else make_bar(len(idx), progress,
-                                                   f"{cfg.sampler} {cfg.num_inference_steps} steps")
+    bar = _bar if _bar is not None else make_bar(len(idx), f"{cfg.sampler} {cfg.num_inference_steps} steps",
+                                                   progress)
     was_training = getattr(unet, "training", False)
     nonfinite = 0
     try:
@@ -102,10 +96,10 @@ def generate(unet, config: SamplingConfig, indices=None, *, start: int | None = 
                     else:
                         eps = model_output(unet(x_in, t)).float()
                     x = sched.step(eps, t, x, generator=gens, **step_kwargs).prev_sample.float()
+                    bar.update(len(bidx) / len(timesteps))  # moves every step, not once a batch
                 bad = (~torch.isfinite(x)).flatten(1).any(1)
                 nonfinite += int(bad.sum())
                 out[b0:b0 + len(bidx)] = to_uint8(x)
-                bar.update(len(bidx))
     finally:
         if was_training and hasattr(unet, "train"):
             unet.train()
