@@ -27,6 +27,10 @@ CASES = [
     (["--results-json", "README.md/r.json"], "README.md is a file, so the folder cannot be created"),
     (["--results-json", "src"], "--results-json src is a folder"),
     (["--nm", "2-4"], "is neither 'N:M'"),
+    (["--min-nm-compliance=1.5"], "threshold min_nm_compliance (command line): 1.5 is outside [0.0, 1.0]"),
+    (["--target-sparsity=2"], "threshold target_sparsity (command line): 2.0 is outside [0.0, 1.0]"),
+    (["--sparsity-tolerance=-0.5", "--min-nm-compliance=-1"],   # every problem at once
+     "min_nm_compliance (command line): -1.0 is outside [0.0, 1.0]; threshold sparsity_tolerance (command line): -0.5"),
     # habits from the original framework: one "did you mean" line, not pytest's usage dump
     (["--num_samples=5"], "unknown option --num_samples: did you mean --num-samples?"),
     (["--training_dir", "runs/x"], "unknown option --training_dir: did you mean --training-dir?"),
@@ -45,3 +49,20 @@ def test_bad_option_stops_at_startup(args, text, tmp_path):
     assert len(errors) == 1 and text in errors[0] and "maskpro-eval" in errors[0], out[-2000:]
     assert "passed" not in out and "failed" not in out  # no test ran
     assert "usage:" not in out
+
+
+@pytest.mark.parametrize("toml, text", [
+    ('[quick]\nmin_nm_compliance = "high"\n', "[quick] min_nm_compliance: 'high' is a str; expected int or float"),
+    ("[quick]\nsparsity_scope = \"all\"\n", "[quick] sparsity_scope: 'all' is not one of ['masked', 'global']"),
+    ("[full.no_baseline]\nmax_fid = -3\n", "[full.no_baseline] max_fid: -3 is outside [0.0, inf]"),
+    ("quick = 3\n", "[quick] is a int"),
+])
+def test_bad_thresholds_file_stops_at_startup(toml, text, tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text(toml)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "quick", "-p", "no:cacheprovider",
+                           "--thresholds", str(path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    out = (proc.stdout + proc.stderr).strip()
+    errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
+    assert proc.returncode == 4 and len(errors) == 1, out[-2000:]
+    assert text in errors[0] and str(path) in errors[0], errors[0]

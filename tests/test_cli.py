@@ -54,3 +54,56 @@ def test_step_verdict_never_pass_beside_a_failing_exit():
     assert _step_verdict(1, "pass") == "fail" and _step_verdict(0, "pass") == "pass"
     assert _step_verdict(1, "ungated") == "fail" and _step_verdict(0, "ungated") == "ungated"
     assert _step_verdict(3, None) == "error" and _step_verdict(4, None) == "bad-input"
+
+
+MASKPRO_BEST = SHARED_FIXTURES / "real_formats" / "run" / "maskpro" / "training" / "checkpoints" / "best_checkpoint.pt"
+
+
+def _inspect_json(capsys, *argv) -> dict:
+    assert main(["inspect", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _suite_numbers(path, **settings) -> dict:
+    """What the pytest run gates on (EvaluatedModel.entry(), the evaluation_results.json section)."""
+    from maskpro_eval.evaluation import EvalSettings, EvaluatedModel, parse_model_spec
+    e = EvaluatedModel(parse_model_spec(str(path)), EvalSettings(**settings)).entry()
+    return {"masked_layer_count": e["sparsity"]["masked_layer_count"], "global_sparsity": e["sparsity"]["global"],
+            "masked_layers_sparsity": e["sparsity"]["masked_layers"], "nm_compliance_row": e["nm"]["compliance"],
+            "nm_compliance_channel": e["nm"]["compliance_channel"], "nm_judged": f"{e['nm']['n']}:{e['nm']['m']}"}
+
+
+def _assert_same(inspected: dict, suite: dict):
+    assert {k: inspected[k] for k in suite} == suite
+
+
+def _masked_folder(tmp_path):
+    """A diffusers-masked UNet folder: '<layer>.mask' buffers on two layers (2:4 there, the rest dense)."""
+    from safetensors.torch import save_file
+
+    from tests.builders import prune_nm, tiny_unet
+    unet = tiny_unet()
+    unet.save_pretrained(tmp_path / "m")
+    masks = prune_nm(unet, layers={"down_blocks.0.resnets.0.conv2", "up_blocks.1.resnets.0.conv1"})
+    sd = dict(unet.state_dict()) | {f"{k}.mask": v for k, v in masks.items()}
+    save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "m" / "diffusion_pytorch_model.safetensors")
+    return tmp_path / "m"
+
+
+def test_inspect_judges_the_layers_the_suite_judges(capsys, tmp_path):
+    """A checkpoint that names its masked layers is judged on exactly those, by inspect as by the suite."""
+    folder = _masked_folder(tmp_path)
+    inspected = _inspect_json(capsys, str(folder))
+    assert inspected["masked_layer_count"] == 2 and inspected["nm_compliance_row"] == 1.0
+    _assert_same(inspected, _suite_numbers(folder))
+    # --exclude-layers chooses the layers in both
+    _assert_same(_inspect_json(capsys, str(folder), "--exclude-layers", "conv_out"),
+                 _suite_numbers(folder, exclude_layers=("conv_out",)))
+
+
+@pytest.mark.skipif(not MASKPRO_BEST.exists(), reason="shared fixtures not present")
+def test_inspect_equals_suite_on_the_real_maskpro_checkpoint(capsys):
+    inspected = _inspect_json(capsys, str(MASKPRO_BEST), "--trust-pickle")
+    suite = _suite_numbers(MASKPRO_BEST, trust_pickle=True)
+    assert suite["masked_layer_count"] == 45 and suite["masked_layers_sparsity"] == 0.5  # the 45 wrapped layers
+    _assert_same(inspected, suite)

@@ -96,3 +96,77 @@ def test_tomli_is_a_dependency_below_python_311():
     assert project["requires-python"] == ">=3.10"
     deps = [d.replace(" ", "").replace("'", '"') for d in project["dependencies"]]
     assert 'tomli>=2;python_version<"3.11"' in deps
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys: the known keys are exactly the ones the gates read
+# ------------------------------------------------------------------------------------------------
+
+def _gate_sources() -> str:
+    from tests.builders import REPO_ROOT
+    return "\n".join(p.read_text() for p in sorted((REPO_ROOT / "evaluation_tests").glob("test_*.py")))
+
+
+def test_every_known_key_is_read_by_a_gate():
+    """A key in the registry that no gate reads would be accepted and then silently ignored."""
+    from maskpro_eval.gating.thresholds import GATE_KEYS
+    sources = _gate_sources()
+    unread = [f"{tier}.{key}" for tier, keys in GATE_KEYS.items() for key in keys
+              if f'"{key}"' not in sources]
+    assert unread == []
+
+
+def test_a_gate_cannot_read_an_unregistered_key():
+    with pytest.raises(KeyError, match="min_drift_psnr_mean"):
+        Thresholds().get("full", "min_drift_psnr_mean")
+
+
+def test_command_line_threshold_options_are_registered_keys():
+    from maskpro_eval.gating.thresholds import GATE_KEYS
+    from maskpro_eval.pytest_plugin.options import FULL_THRESHOLD_OPTIONS
+    assert all(key in GATE_KEYS[tier] for tier, key, _ in FULL_THRESHOLD_OPTIONS)
+    with pytest.raises(KeyError, match="max_fdi"):
+        Thresholds(cli={"full": {"max_fdi": 3.0}})
+
+
+@pytest.mark.parametrize("text,key,closest", [
+    ("[full]\nmin_drift_psnr_mean = 30.0\n", "min_drift_psnr_mean", None),  # was known, read by no gate
+    ("[full]\nmax_fdi = 30.0\n", "max_fdi", "max_fid"),
+    ("[models.m.quick]\nmin_nm_compliace = 0.9\n", "min_nm_compliace", "min_nm_compliance"),
+])
+def test_unknown_key_error_names_file_key_known_keys_and_closest(tmp_path, text, key, closest):
+    from maskpro_eval.gating.thresholds import GATE_KEYS
+    f = tmp_path / "mine.toml"
+    f.write_text(text)
+    with pytest.raises(CheckpointError) as err:
+        Thresholds.from_file(f)
+    msg = str(err.value)
+    tier = "quick" if "quick" in text else "full"
+    assert str(f) in msg and repr(key) in msg
+    assert all(k in msg for k in GATE_KEYS[tier])
+    if closest:
+        assert f"did you mean {closest!r}" in msg
+
+
+def _rules_file(tmp_path, body: str):
+    f = tmp_path / "rules.toml"
+    f.write_text(body)
+    return f
+
+
+def test_compare_relative_rules_validated(tmp_path):
+    ok = ('[[compare.relative]]\nmodel = "a"\nreference = "b"\nmetric = "fid"\nmax_worse = 1.0\n')
+    assert Thresholds.from_file(_rules_file(tmp_path, ok)).file_data["compare"]["relative"][0]["model"] == "a"
+    bad = [
+        ('[[compare.relative]]\nmodel = "a"\nreference = "b"\nmetric = "fid"\nmax_wrose = 1.0\n',
+         r"unknown key 'max_wrose' in \[\[compare.relative\]\] rule 1.*did you mean 'max_worse'"),
+        ('[[compare.relative]]\nmodel = "a"\nmetric = "fid"\n', r"rule 1.*missing 'reference'"),
+        ('[[compare.relative]]\nmodel = "a"\nreference = "b"\nmetric = "fid"\n'
+         '[[compare.relative]]\nreference = "b"\nmetric = "fid"\n', r"rule 2.*missing 'model'"),
+        ('[compare]\nrelatve = []\n', r"unknown key 'relatve' in \[compare\].*did you mean 'relative'"),
+        ('[compare]\nrelative = 3\n', r"\[\[compare.relative\]\].*tables"),
+    ]
+    for body, match in bad:
+        with pytest.raises(CheckpointError, match=match) as err:
+            Thresholds.from_file(_rules_file(tmp_path, body))
+        assert str(tmp_path / "rules.toml") in str(err.value)

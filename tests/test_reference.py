@@ -376,3 +376,32 @@ def test_fid_against_reference(tmp_path):
     with pytest.warns(UserWarning, match="not meaningful"):
         res2 = fid_against_reference(samples, ref, other, compute_kid=False, warn_small_n=False)
     assert res2.protocol["reference_weights_mismatch"] and res2.kid_mean is None
+
+
+def test_cifar_split_suffix_in_the_spec(tmp_path, monkeypatch):
+    """``--fid-ref PATH:test`` (README) picks the test batch; the plain path is the train split."""
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    truth = _write_cifar(folder)
+    cache = tmp_path / "cache"
+    plain = load_reference(str(folder), FakeExtractor(), cache_dir=cache)
+    assert plain.split == "train" and plain.n == 20
+    test = load_reference(f"{folder}:test", FakeExtractor(), cache_dir=cache)
+    assert test.split == "test" and test.n == 4 and test.kind == "cifar10-batches"
+    np.testing.assert_allclose(test.mu, stats_from_images(truth["test_batch"], FakeExtractor()).mu)
+    assert load_reference(f"{folder.parent}:all", FakeExtractor(), cache_dir=cache).n == 24  # the parent too
+    assert load_reference(f"{folder}:train", FakeExtractor(), cache_dir=cache).n == 20
+    monkeypatch.chdir(tmp_path)  # relative paths
+    assert load_reference("data/cifar-10-batches-py:test", FakeExtractor(), cache_dir=cache).n == 4
+    # An existing path with a colon in its name is that path, not a suffix.
+    odd = tmp_path / "imgs:test"
+    odd.mkdir()
+    for i, img in enumerate(_images(2)):
+        _write_png(odd / f"{i}.png", img)
+    assert load_reference(str(odd), FakeExtractor(), cache_dir=cache).kind == "image-folder"
+    # The suffix only means something for CIFAR-10 batches.
+    npz = tmp_path / "imgs.npz"
+    np.savez(npz, images=_images(3))
+    with pytest.raises(ReferenceSetError, match="split suffix ':test'"):
+        load_reference(f"{npz}:test", FakeExtractor(), cache_dir=cache)
+    with pytest.raises(ReferenceSetError, match="does not exist"):
+        load_reference(f"{tmp_path / 'nope'}:test", FakeExtractor(), cache_dir=cache)

@@ -168,17 +168,11 @@ class EvaluatedModel:
     def analysis(self):
         """SparsityReport (cached)."""
         if self._analysis is None:
-            from maskpro_eval.analysis.sparsity import analyze_sparsity
-            n, m = self.nm
-            loaded = self.load()
-            # A checkpoint that names its masked layers (MaskPro wrappers, mask buffers/folders) is
-            # judged on exactly those, unless the user chose the layers with --exclude-layers.
-            targeted = (set(loaded.masks) if loaded.masks and self.settings.exclude_layers == DEFAULT_EXCLUDE_LAYERS
-                        else None)
-            self._analysis = analyze_sparsity(self.unet, n, m, self.settings.exclude_layers,
-                                              masks=loaded.masks, masked_layers=targeted)
-            if targeted is not None:
-                self.records["masked_layers_from"] = "checkpoint masks"
+            from maskpro_eval.analysis.sparsity import analyze_checkpoint
+            result = analyze_checkpoint(self.load(), self.settings.nm, self.settings.exclude_layers)
+            self._analysis = result.report
+            if result.masked_layers_from == "checkpoint masks":
+                self.records["masked_layers_from"] = result.masked_layers_from
         return self._analysis
 
     def nonfinite_parameters(self) -> list[str]:

@@ -145,6 +145,34 @@ def analyze_sparsity(unet: nn.Module, n: int = 2, m: int = 4,
         layers=layers)
 
 
+@dataclass
+class CheckpointAnalysis:
+    """:func:`analyze_checkpoint`'s answer: the report, the pattern judged and where the masked layers came from."""
+
+    report: SparsityReport
+    n: int
+    m: int
+    masked_layers_from: str  # "checkpoint masks" or "exclude rule"
+
+
+def analyze_checkpoint(loaded, nm: tuple[int, int] | None = None,
+                       exclude_layers=None) -> CheckpointAnalysis:
+    """The one analysis of a loaded checkpoint that ``maskpro-eval inspect``, the API and the pytest run share.
+
+    ``loaded``: a LoadedCheckpoint (``.unet``, ``.masks``, ``.nm``). ``nm``: the pattern judged (None:
+    the checkpoint's declared one, else 2:4). ``exclude_layers``: None (or the default rule): a
+    checkpoint that names its masked layers (MaskPro wrappers, mask buffers/folders) is judged on
+    exactly those, others by :data:`DEFAULT_EXCLUDE_LAYERS`; any other rule chooses the layers.
+    """
+    n, m = nm if nm is not None else (loaded.nm or (2, 4))
+    rule = DEFAULT_EXCLUDE_LAYERS if exclude_layers is None else tuple(exclude_layers)
+    masks = loaded.masks or {}
+    targeted = set(masks) if masks and rule == tuple(DEFAULT_EXCLUDE_LAYERS) else None
+    report = analyze_sparsity(loaded.unet, n, m, rule, masks=masks, masked_layers=targeted)
+    return CheckpointAnalysis(report=report, n=n, m=m,
+                              masked_layers_from="checkpoint masks" if targeted is not None else "exclude rule")
+
+
 def compression_summary(unet: nn.Module, layers: list[LayerSparsity], n: int, m: int,
                         value_bytes: int = 2) -> dict:
     """Storage if strictly N:M layers were packed: kept values + per-value index metadata.

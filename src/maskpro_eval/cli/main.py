@@ -7,7 +7,6 @@ import sys
 
 
 def _inspect(args) -> int:
-    from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
     from maskpro_eval.errors import MaskProEvalError
     from maskpro_eval.checkpoints import describe_checkpoint, load_checkpoint
     from maskpro_eval.analysis.nm import parse_nm
@@ -27,14 +26,14 @@ def _inspect(args) -> int:
         out["loadable"] = False
         out["load_error"] = str(exc)
     else:
-        from maskpro_eval.analysis.sparsity import analyze_sparsity
-        n, m = parse_nm(args.nm) if args.nm else (loaded.nm or (2, 4))
-        rep = analyze_sparsity(loaded.unet, n, m, tuple(args.exclude_layers or DEFAULT_EXCLUDE_LAYERS),
-                               masks=loaded.masks)
+        from maskpro_eval.analysis.sparsity import analyze_checkpoint
+        result = analyze_checkpoint(loaded, parse_nm(args.nm) if args.nm else None, args.exclude_layers)
+        rep, n, m = result.report, result.n, result.m
         out.update({
             "loadable": True, "format": loaded.format,
             "parameters": {"total": rep.parameters_total, "nonzero": rep.parameters_nonzero},
             "global_sparsity": rep.global_sparsity, "masked_layers_sparsity": rep.masked_layers_sparsity,
+            "masked_layer_count": rep.masked_layer_count, "masked_layers_from": result.masked_layers_from,
             "nm_judged": f"{n}:{m}", "nm_declared": None if loaded.nm is None else f"{loaded.nm[0]}:{loaded.nm[1]}",
             "nm_compliance_row": rep.nm_compliance, "nm_compliance_channel": rep.nm_compliance_channel,
             "best_fit_pattern": rep.best_fit, "masks_known": len(loaded.masks),
@@ -54,7 +53,8 @@ def _inspect(args) -> int:
     if out.get("loadable"):
         print(f"{'format:':<22}{out['format']}")
         print(f"{'parameters:':<22}{out['parameters']['total']:,} total, {out['parameters']['nonzero']:,} non-zero")
-        print(f"{'sparsity:':<22}global {out['global_sparsity']:.4f}, masked layers {out['masked_layers_sparsity']:.4f}")
+        print(f"{'sparsity:':<22}global {out['global_sparsity']:.4f}, masked layers {out['masked_layers_sparsity']:.4f} "
+              f"({out['masked_layer_count']} layers, from the {out['masked_layers_from']})")
         print(f"{'N:M:':<22}judged {out['nm_judged']} (declared {out['nm_declared']}), compliance row-major "
               f"{out['nm_compliance_row']:.4f}, channel {out['nm_compliance_channel']:.4f}, best fit {out['best_fit_pattern']}")
         for note in out["notes"]:

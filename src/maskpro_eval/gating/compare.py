@@ -120,6 +120,12 @@ def pareto_front(points: list[tuple]) -> set[int]:
     return front
 
 
+#: Keys of a ``[[compare.relative]]`` rule (the thresholds file is validated against these).
+RULE_REQUIRED_KEYS = ("model", "reference", "metric")
+RULE_KEYS = (*RULE_REQUIRED_KEYS, "lower_is_better", "max_worse", "max_worse_relative",
+             "when_sparsity_at_least_reference")
+
+
 def relative_gates(rows: list[dict], rules: list[dict]) -> list[Gate]:
     """Gates of one model against another, from ``[[compare.relative]]`` rules in the thresholds file.
 

@@ -8,7 +8,7 @@
 * a folder of PNG/JPEG images (searched recursively; all must have one size; greyscale/RGBA/palette
   images are converted to RGB and the conversion is recorded in ``notes``);
 * a torchvision ``cifar-10-batches-py/`` folder (or its parent): ``data_batch_1..5`` = train,
-  ``test_batch`` = test. These are pickles: they are read with a restricted unpickler that only
+  ``test_batch`` = test (``PATH:test`` or ``PATH:all`` picks the split; the plain path is train). These are pickles: they are read with a restricted unpickler that only
   rebuilds plain containers and numpy arrays, never arbitrary objects.
 
 Statistics of image sets (and their float32 features, for KID) are cached under
@@ -46,6 +46,7 @@ __all__ = [
     "load_cifar10_batches",
     "load_image_folder",
     "load_reference",
+    "split_reference_spec",
     "load_stats_npz",
     "stats_from_images",
 ]
@@ -488,6 +489,17 @@ def _write_cache(path: Path, stats: ReferenceStats, store_features: bool) -> Non
     stats.cache_path = str(path)
 
 
+def split_reference_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:
+    """``PATH`` -> (PATH, None); ``PATH:train|test|all`` -> (PATH, split) unless the whole text is an
+    existing path (a file or folder may have a colon in its name)."""
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    head, sep, tail = text.rpartition(":")
+    if sep and head and tail in CIFAR_SPLITS and not path.exists():
+        return Path(head).expanduser(), tail
+    return path, None
+
+
 def load_reference(spec: str | os.PathLike, extractor=None, cache_dir: str | os.PathLike | None = None,
                    split: str = "train", batch_size: int = 64, use_cache: bool = True,
                    store_features: bool = True, progress: bool | str = False,
@@ -496,12 +508,19 @@ def load_reference(spec: str | os.PathLike, extractor=None, cache_dir: str | os.
 
     ``extractor``: any object with ``.features(images)`` and ``.weights_sha256``; ``None``: the
     standard :class:`~maskpro_eval.metrics.inception.InceptionFeatureExtractor` (loaded only on a cache miss).
-    ``split``: for CIFAR-10 batches: ``train`` (data_batch_1..5), ``test`` or ``all``.
+    ``split``: for CIFAR-10 batches: ``train`` (data_batch_1..5), ``test`` or ``all``; a ``:SPLIT``
+    suffix on ``spec`` (``--fid-ref cifar-10-batches-py:test``) overrides it.
     """
-    path = Path(spec).expanduser()
+    path, spec_split = split_reference_spec(spec)
     if not path.exists():
         raise ReferenceSetError(path, "does not exist", expected=_SPEC_EXPECTED,
                                 fix="check the --fid-ref path")
+    if spec_split is not None:
+        if not (path.is_dir() and _cifar_dir(path) is not None):
+            raise ReferenceSetError(path, f"the split suffix ':{spec_split}' applies only to a "
+                                    "cifar-10-batches-py folder", expected=_SPEC_EXPECTED,
+                                    fix="drop the suffix, or point --fid-ref at the CIFAR-10 batches")
+        split = spec_split
     dim = _expected_dim(extractor)
 
     # -- what is it, and what identifies its content? ------------------------------------------
