@@ -107,3 +107,18 @@ def test_inspect_equals_suite_on_the_real_maskpro_checkpoint(capsys):
     suite = _suite_numbers(MASKPRO_BEST, trust_pickle=True)
     assert suite["masked_layer_count"] == 45 and suite["masked_layers_sparsity"] == 0.5  # the 45 wrapped layers
     _assert_same(inspected, suite)
+
+
+@pytest.mark.skipif(not SHARED_FIXTURES.is_dir(), reason="needs ../shared/fixtures")
+def test_inspect_of_a_file_that_only_needs_trust_exits_0_and_says_so(capsys):
+    path = SHARED_FIXTURES / "real_formats" / "run" / "pruned" / "magnitude" / "ddpm_tiny_pruned"
+    assert main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "options needed:       --trust-pickle" in text and "loads:                with --trust-pickle" in text
+
+
+def test_inspect_never_says_nothing_is_needed_beside_loads_no(capsys, tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint" * 8)
+    assert main(["inspect", str(tmp_path / "junk.pt")]) == 1
+    text = capsys.readouterr().out
+    assert "none beyond those given" not in text and "none would help" in text and "loads:                no" in text

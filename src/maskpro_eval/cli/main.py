@@ -23,8 +23,11 @@ def _inspect(args) -> int:
         loaded = load_checkpoint(path, base_model=resolve_model_spec(args.base_model) if args.base_model else None,
                                  trust_pickle=args.trust_pickle)
     except MaskProEvalError as exc:
+        from maskpro_eval.errors import BaseModelNotFoundError, PickleNotTrustedError
         out["loadable"] = False
         out["load_error"] = str(exc)
+        # a file that only needs an option the user can give is not a failure of inspect
+        out["fixable_by_options"] = isinstance(exc, (PickleNotTrustedError, BaseModelNotFoundError))
     else:
         from maskpro_eval.analysis.sparsity import analyze_checkpoint
         result = analyze_checkpoint(loaded, parse_nm(args.nm) if args.nm else None, args.exclude_layers)
@@ -39,17 +42,24 @@ def _inspect(args) -> int:
             "best_fit_pattern": rep.best_fit, "masks_known": len(loaded.masks),
             "notes": loaded.notes,
         })
-    if args.json:
-        print(json.dumps(out, indent=2, default=str))
-        return 0 if out.get("loadable") else 1
     needed = []
     if info.get("needs_trust_pickle") and not args.trust_pickle:
         needed.append("--trust-pickle")
     if info.get("needs_base_model") and not args.base_model:
         needed.append("--base-model PATH")
+    ok = out.get("loadable") or (out.get("fixable_by_options") and bool(needed))
+    out["options_needed"] = needed
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0 if ok else 1
     for k, v in info.items():
         print(f"{k + ':':<22}{v if not isinstance(v, (list, tuple)) else ', '.join(map(str, v[:40])) + (' ...' if len(v) > 40 else '')}")
-    print(f"{'options needed:':<22}{' '.join(needed) if needed else 'none beyond those given'}")
+    if needed:
+        print(f"{'options needed:':<22}{' '.join(needed)}")
+    elif out.get("loadable"):
+        print(f"{'options needed:':<22}none beyond those given")
+    else:
+        print(f"{'options needed:':<22}none would help: the file itself cannot be loaded (see why)")
     if out.get("loadable"):
         print(f"{'format:':<22}{out['format']}")
         print(f"{'parameters:':<22}{out['parameters']['total']:,} total, {out['parameters']['nonzero']:,} non-zero")
@@ -59,6 +69,10 @@ def _inspect(args) -> int:
               f"{out['nm_compliance_row']:.4f}, channel {out['nm_compliance_channel']:.4f}, best fit {out['best_fit_pattern']}")
         for note in out["notes"]:
             print(f"{'note:':<22}{note}")
+        return 0
+    if ok:
+        print(f"{'loads:':<22}with {' '.join(needed)} (add them to the pytest or maskpro-eval command)")
+        print(f"{'why:':<22}{out['load_error']}")
         return 0
     print(f"{'loads:':<22}no")
     print(f"{'why:':<22}{out['load_error']}")
