@@ -65,8 +65,21 @@ def test_bad_weights_file_error(tmp_path):
     bad = tmp_path / "default_1.pt"
     bad.write_bytes(b"not a torchscript archive")
     with pytest.raises(CheckpointError) as ei:
-        InceptionFeatureExtractor(weights_path=bad)
+        InceptionFeatureExtractor(weights_path=bad, trust=True)
     assert str(bad) in str(ei.value) and "TorchScript" in str(ei.value)
+
+
+def test_nonstandard_weights_need_trust(tmp_path):
+    """--inception-weights goes to torch.jit.load, which can execute code: only the standard file (by
+    hash) loads without trust."""
+    from maskpro_eval.errors import PickleNotTrustedError
+    from maskpro_eval.metrics.inception import find_inception_weights
+    copy = tmp_path / "other.pt"
+    copy.write_bytes(find_inception_weights().read_bytes() + b"\0")  # any other bytes: another hash
+    with pytest.raises(PickleNotTrustedError, match="--trust-pickle") as ei:
+        InceptionFeatureExtractor(weights_path=copy)
+    assert str(copy) in str(ei.value)
+    assert InceptionFeatureExtractor(weights_path=find_inception_weights()).weights_are_standard  # no trust needed
 
 
 def test_sha256_of_file_cached_and_refreshed(tmp_path):

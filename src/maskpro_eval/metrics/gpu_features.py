@@ -30,10 +30,10 @@ class GPUInceptionFeatures:
     num_features = 2048
 
     def __init__(self, weights_path=None, device="cuda", batch_size: int = 512, strict_fp32: bool = True,
-                 deterministic: bool = True):
+                 deterministic: bool = True, trust: bool = False):
         from maskpro_eval.metrics.inception import InceptionFeatureExtractor
         self.device = torch.device(device)
-        self.extractor = InceptionFeatureExtractor(weights_path, device=self.device)
+        self.extractor = InceptionFeatureExtractor(weights_path, device=self.device, trust=trust)
         self.module = self.extractor.torch_module()
         self.batch_size = int(batch_size)
         self.strict_fp32 = bool(strict_fp32)

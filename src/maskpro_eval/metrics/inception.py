@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskpro_eval.errors import CheckpointError, MaskProEvalError
+from maskpro_eval.errors import CheckpointError, MaskProEvalError, PickleNotTrustedError
 
 __all__ = [
     "EXPECTED_WEIGHTS_SHA256",
@@ -250,7 +250,7 @@ class InceptionFeatureExtractor:
     """
 
     def __init__(self, weights_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, trust: bool = False):
         if dtype != torch.float32:
             raise MaskProEvalError(
                 f"InceptionFeatureExtractor: dtype {dtype} refused; expected torch.float32. "
@@ -268,6 +268,14 @@ class InceptionFeatureExtractor:
             None if self.weights_are_standard else
             f"{path}: sha256 {self.weights_sha256} differs from the standard default_1.pt "
             f"({EXPECTED_WEIGHTS_SHA256}); FIDs are not comparable with published numbers")
+        if not self.weights_are_standard and not trust:
+            # TorchScript archives can run code when loaded: only the standard file, known by its hash, is
+            # loaded without the user's word
+            raise PickleNotTrustedError(
+                path, f"is not the standard default_1.pt (sha256 {self.weights_sha256[:12]}...), and loading "
+                      "a TorchScript file can execute code from it", "permission to load this file",
+                "if you trust it, add --trust-pickle (pytest) or pass trust=True (API); or use the standard "
+                "weights (" + INSTALL_HINT + ")")
         self.device = torch.device(device)
         try:
             with warnings.catch_warnings():  # torch >= 2.10 marks torch.jit.load deprecated
@@ -346,14 +354,15 @@ _EXTRACTORS: dict[tuple[str, str, str], InceptionFeatureExtractor] = {}
 
 
 def get_extractor(weights_path: str | os.PathLike | None = None,
-                  device: str | torch.device = "cpu") -> InceptionFeatureExtractor:
-    """A process-wide cached :class:`InceptionFeatureExtractor` per (weights path, device)."""
+                  device: str | torch.device = "cpu", trust: bool = False) -> InceptionFeatureExtractor:
+    """A process-wide cached :class:`InceptionFeatureExtractor` per (weights path, device); ``trust``:
+    allow a TorchScript file other than the standard one (loading it can execute code)."""
     path = Path(weights_path).expanduser() if weights_path is not None else find_inception_weights()
     if not path.is_file():
         return InceptionFeatureExtractor(path, device=device)  # raises the usual clear error
     key = (str(path.resolve()), sha256_of_file(path), str(torch.device(device)))
     ext = _EXTRACTORS.get(key)
     if ext is None:
-        ext = InceptionFeatureExtractor(path, device=device)
+        ext = InceptionFeatureExtractor(path, device=device, trust=trust)
         _EXTRACTORS[key] = ext
     return ext

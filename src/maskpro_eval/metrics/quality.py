@@ -40,6 +40,7 @@ class FullSettings:
     samples_dir: str = "reports/samples_cache"
     cache_dir: str | None = None
     progress: bool = True
+    trust_weights: bool = False   # load --inception-weights that are not the standard file (--trust-pickle)
 
     @property
     def seed(self) -> int:
@@ -109,7 +110,8 @@ class QualityEvaluator:
     def extractor(self):
         if self._extractor is None:
             from maskpro_eval.metrics.inception import get_extractor
-            self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device)
+            self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device,
+                                            trust=self.settings.trust_weights)
         return self._extractor
 
     def store_dir(self, model, seed: int) -> Path:

@@ -70,7 +70,7 @@ def full_settings(config) -> FullSettings:
         inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,
         kid_subsets=config.getoption("--kid-subsets"), kid_subset_size=config.getoption("--kid-subset-size"),
         samples_dir=samples_dir, cache_dir=config.getoption("--fid-cache-dir"),
-        progress=not config.getoption("--no-progress"))
+        progress=not config.getoption("--no-progress"), trust_weights=config.getoption("--trust-pickle"))
 
 
 @pytest.fixture(scope="session")

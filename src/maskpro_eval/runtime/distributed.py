@@ -179,6 +179,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="inception", choices=("inception", "pixel16"),
                    help="inception (standard FID features) or pixel16 (a tiny exact stand-in for tests)")
     p.add_argument("--inception-weights", default=None)
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow --inception-weights other than the standard file, and pickled models (executes code)")
     p.add_argument("--feature-batch", type=int, default=512)
     p.add_argument("--tf32-features", action="store_true", help="allow TF32 in Inception (default: strict fp32)")
     p.add_argument("--nondeterministic-features", action="store_true",
@@ -194,7 +196,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _load_unet(args):
     if args.model:
         from maskpro_eval.checkpoints import load_checkpoint
-        loaded = load_checkpoint(Path(args.model))
+        loaded = load_checkpoint(Path(args.model), trust_pickle=args.trust_pickle)
         sched = None if loaded.scheduler is None else dict(loaded.scheduler.config)
         return loaded.unet.eval(), sched
     from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
@@ -222,7 +224,7 @@ def main(argv=None) -> dict | None:
     if args.features == "inception":
         extractor = GPUInceptionFeatures(args.inception_weights, device=ctx.device, batch_size=args.feature_batch,
                                          strict_fp32=not args.tf32_features,
-                                         deterministic=not args.nondeterministic_features)
+                                         deterministic=not args.nondeterministic_features, trust=args.trust_pickle)
     else:
         extractor = PixelBlockFeatures(16, device=ctx.device)
     setup["load_features_s"] = time.perf_counter() - t0
