@@ -58,11 +58,12 @@ def run_pedantic(benchmark, case: Case, rounds: int = 3, warmup: int = 1) -> dic
 
 # ------------------------------------------------------------------------------------------- forward
 def forward(unet, device: str, batch: int, dtype: str = "float32", compile: bool = False,
-            compile_mode: str | None = None, name: str = "unet") -> Case:
-    """One UNet forward at ``batch`` (weights cast to ``dtype``; random input, timestep 500)."""
+            compile_mode: str | None = None, name: str = "unet", copy_model: bool = True) -> Case:
+    """One UNet forward at ``batch`` (weights cast to ``dtype``; random input, timestep 500).
+    ``copy_model=False``: time ``unet`` as it is (already on ``device`` in ``dtype``, e.g. 2:4-sparse)."""
     from maskpro_eval.analysis.flops import unet_flops_per_image_step
     from maskpro_eval.runtime.bench import forward_case, prepare_unet
-    module, fwd = prepare_unet(unet, device, dtype, compile=compile, compile_mode=compile_mode)
+    module, fwd = prepare_unet(unet, device, dtype, compile=compile, compile_mode=compile_mode, copy_model=copy_model)
     flops = unet_flops_per_image_step(module)["flops"]
     fc = forward_case(name, module, fwd, batch, device, dtype, flops_per_image=flops)
     return Case(f"forward-{name}-{dtype}-B{batch}", fc, batch, "img-steps", str(device),

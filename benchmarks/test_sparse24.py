@@ -27,7 +27,7 @@ def pruned():
 @pytest.mark.parametrize("batch", [64, 256], ids=lambda b: f"B{b}")
 def test_sparse24_forward(benchmark, pruned, kind, batch):
     benchmark.group = f"2:4 sparse forward B={batch}"
-    case = cases.forward(pruned[kind], "cuda", batch, "bfloat16", name=kind)
+    case = cases.forward(pruned[kind], "cuda", batch, "bfloat16", name=kind, copy_model=False)  # sparse: no copy
     figs = cases.run_pedantic(benchmark, case, rounds=10, warmup=3)
     benchmark.extra_info["swapped_layers"] = pruned["swapped"]
     assert figs["batch"] == batch

@@ -31,19 +31,24 @@ def parse_batches(text: str | None, default: str = "1,8,64,256") -> list[int]:
 
 
 def prepare_unet(unet, device: str | torch.device, dtype: str = "float32", compile: bool = False,
-                 compile_mode: str | None = None):
+                 compile_mode: str | None = None, copy_model: bool = True):
     """A copy of ``unet`` on ``device`` in ``dtype`` (weights cast), eval, no grad; optionally compiled.
 
-    Returns ``(module, forward)`` where ``forward(x, t)`` returns the output tensor.
+    ``copy_model=False``: use ``unet`` itself, which must already be on ``device`` in ``dtype`` (2:4
+    semi-structured sparse weights cannot be copied or cast). Returns ``(module, forward)`` where
+    ``forward(x, t)`` returns the output tensor.
     """
-    m = copy.deepcopy(unet)
-    dl = logging.getLogger("diffusers")
-    level = dl.level
-    dl.setLevel(logging.ERROR)  # silence diffusers' ".to(dtype)" advice
-    try:
-        m = m.to(device=device, dtype=torch_dtype(dtype)).eval().requires_grad_(False)
-    finally:
-        dl.setLevel(level)
+    if copy_model:
+        m = copy.deepcopy(unet)
+        dl = logging.getLogger("diffusers")
+        level = dl.level
+        dl.setLevel(logging.ERROR)  # silence diffusers' ".to(dtype)" advice
+        try:
+            m = m.to(device=device, dtype=torch_dtype(dtype)).eval().requires_grad_(False)
+        finally:
+            dl.setLevel(level)
+    else:
+        m = unet.eval()
 
     def fwd(x, t):
         out = m(x, t, return_dict=False)
