@@ -27,7 +27,7 @@ def comparison(model_registry, quality, pytestconfig):
         kid = quality.kid(m, fid_baseline)
         q = {"fid": fid.value, "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
              "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
-             "consistency": quality.consistency(m, fid_baseline)}
+             "consistency": quality.consistency(m, fid_baseline), "prdc": quality.prdc(m, fid_baseline)}
         if ref_model is not None and name != reference:
             from maskpro_eval.metrics.quality import drift_summary
             d = quality.drift(m, ref_model)

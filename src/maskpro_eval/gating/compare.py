@@ -14,7 +14,8 @@ from maskpro_eval.gating.gates import Gate, check
 TABLE_FIELDS = ["model", "role", "format", "params_total", "params_nonzero", "global_sparsity",
                 "masked_layers_sparsity", "nm", "nm_compliance", "nm_compliance_channel", "compression_ratio",
                 "packed_bytes", "dense_bytes", "macs_effective_g", "fid", "fid_std_over_seeds", "fid_n", "fid_biased",
-                "kid_mean", "kid_std", "latency_ms", "latency_batch", "peak_memory_bytes",
+                "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "prdc_small_n",
+                "latency_ms", "latency_batch", "peak_memory_bytes",
                 "quality_retention", "retention_per_compression_unit", "fid_increase_per_compression_unit",
                 "paired_mse_vs_reference", "paired_psnr_vs_reference", "pareto_optimal"]
 
@@ -48,6 +49,8 @@ def comparison_rows(models: dict, reference: str | None) -> list[dict]:
             "fid": fid, "fid_std_over_seeds": (q.get("consistency") or {}).get("std"),
             "fid_n": q.get("fid_n"), "fid_biased": q.get("fid_biased"),
             "kid_mean": q.get("kid_mean"), "kid_std": q.get("kid_std"),
+            **{k: (q.get("prdc") or {}).get(k) for k in ("precision", "recall", "density", "coverage")},
+            "prdc_small_n": (q.get("prdc") or {}).get("small_n"),
             "latency_ms": lat.get("median_ms"), "latency_batch": lat.get("batch_size"),
             "peak_memory_bytes": lat.get("peak_memory_bytes"),
             "quality_retention": retention,

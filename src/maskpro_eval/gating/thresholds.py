@@ -48,7 +48,8 @@ KNOWN_KEYS = {
     "quick": {"min_nm_compliance", "target_sparsity", "sparsity_tolerance", "sparsity_scope",
               "min_sample_std", "max_output_rel_error"},
     "full": {"max_fid", "max_fid_increase", "max_fid_increase_relative", "max_kid",
-             "max_consistency_std", "max_drift_mse_mean", "min_drift_psnr_mean"},
+             "max_consistency_std", "max_drift_mse_mean", "min_drift_psnr_mean",
+             "min_precision", "min_recall", "max_precision_drop", "max_recall_drop"},
     "compare": {"relative"},
 }
 

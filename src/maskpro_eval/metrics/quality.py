@@ -30,6 +30,9 @@ class FullSettings:
     num_samples: int = 50_000
     fid_ref: str | None = None
     inception_weights: str | None = None
+    fid_protocol: str = "standard"
+    fid_ref_protocol: str | None = None
+    prdc_k: int = 5
     feature_batch_size: int = 64
     consistency_seeds: int = 0
     kid_subsets: int = 100
@@ -56,7 +59,8 @@ class FullSettings:
         return {"num_samples": self.num_samples, "sampler": sc.sampler, "steps": sc.num_inference_steps,
                 "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
                 "sampling_backend": sc.backend, "compile": sc.compile, "fid_ref": self.fid_ref,
-                "inception_weights": self.inception_weights, "consistency_seeds": self.consistency_seeds,
+                "inception_weights": self.inception_weights, "fid_protocol": self.fid_protocol,
+                "fid_ref_protocol": self.fid_ref_protocol, "prdc_k": self.prdc_k, "consistency_seeds": self.consistency_seeds,
                 "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size}
 
 
@@ -106,8 +110,14 @@ class QualityEvaluator:
     def extractor(self):
         if self._extractor is None:
             from maskpro_eval.metrics.inception import get_extractor
-            self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device)
+            self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device,
+                                            protocol=self.settings.fid_protocol)
         return self._extractor
+
+    @property
+    def protocol_key(self) -> str:
+        p = getattr(self.extractor, "fid_protocol", None)
+        return p.key if p is not None else self.settings.fid_protocol
 
     def store_dir(self, model, seed: int) -> Path:
         from maskpro_eval.sampling.unet_io import model_fingerprint
@@ -135,7 +145,8 @@ class QualityEvaluator:
         key = (model.name, seed, num)
         if key in self._features:
             return self._features[key]
-        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}.npz"
+        tag = "" if self.protocol_key == "standard" else f"-{self.protocol_key}"
+        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}{tag}.npz"
         feats = _load_checked_features(path, (num, 2048))
         if feats is None:
             images = self.samples(model, seed, num)
@@ -163,12 +174,19 @@ class QualityEvaluator:
                 self._reference = ReferenceStats(
                     mu=mu, sigma=sigma, n=len(feats), features=feats, source=f"baseline:{baseline.name}",
                     kind="baseline-samples", content_sha256=str(self.store_dir(baseline, seed)),
-                    weights_sha256=self.extractor.weights_sha256)
+                    weights_sha256=self.extractor.weights_sha256, protocol=self.protocol_key)
             else:
-                from maskpro_eval.metrics.reference import load_reference
-                self._reference = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
-                                                 batch_size=self.settings.feature_batch_size)
+                from maskpro_eval.metrics.reference import check_reference_protocol, load_reference
+                ref = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
+                                     batch_size=self.settings.feature_batch_size)
+                self._reference = check_reference_protocol(ref, self.protocol_key, self.settings.fid_ref_protocol)
         return self._reference
+
+    def reference_protocol_note(self, baseline=None) -> str | None:
+        """The line saying which protocol a foreign mu/sigma reference was assumed to have (else None)."""
+        ref = self.reference(baseline)
+        return next((n for n in ref.notes if n.startswith("reference protocol ")), None) \
+            if ref.protocol_assumed else None
 
     def protocol_record(self, n: int | None = None, baseline=None) -> dict:
         """What a full-tier figure was measured under: N, sampling, reference (and its N), Inception hash."""
@@ -176,14 +194,20 @@ class QualityEvaluator:
         return {"N": self.settings.num_samples if n is None else n, "sampler": sc.sampler,
                 "steps": sc.num_inference_steps, "eta": sc.eta, "seed": sc.seed,
                 "reference": f"{ref.source} (N={ref.n})", "inception_sha256": self.extractor.weights_sha256[:16],
+                "fid_protocol": self.protocol_key,
+                "reference_protocol": f"{ref.protocol}{' (assumed)' if ref.protocol_assumed else ''}",
                 "dtype": sc.dtype, "device": self.settings.device}
 
     def run_protocol(self, baseline=None) -> dict:
         """The run-level protocol record: the FID protocol (metrics.fid.fid_protocol), reference, settings."""
         from maskpro_eval.metrics.fid import fid_protocol
         ref = self.reference(baseline)
-        fp = fid_protocol(self.extractor.weights_sha256, weights_are_standard=self.extractor.weights_are_standard)
-        return {"fid_protocol": fp["name"], "fid_protocol_version": fp["version"],
+        fp = fid_protocol(self.extractor.weights_sha256, weights_are_standard=self.extractor.weights_are_standard,
+                          protocol=self.protocol_key)
+        note = self.reference_protocol_note(baseline)
+        return {"fid_protocol": fp["name"], "fid_protocol_id": fp["id"], "fid_protocol_version": fp["version"],
+                "reference_fid_protocol": ref.protocol, "reference_fid_protocol_assumed": ref.protocol_assumed,
+                **({"reference_fid_protocol_note": note} if note else {}),
                 "inception_weights_sha256": fp["weights_sha256"],
                 "inception_weights_standard": fp["weights_are_standard"],
                 "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
@@ -198,7 +222,7 @@ class QualityEvaluator:
         mu, sigma = feature_statistics(feats)
         return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
                               weights_sha256=self.extractor.weights_sha256, crosscheck=seed in (None, self.settings.seed),
-                              warn_small_n=False)
+                              warn_small_n=False, protocol=self.protocol_key)
 
     def kid(self, model, baseline=None) -> tuple[float, float] | None:
         """KID (mean, std) against the reference features; None if the reference has only mu/sigma."""
@@ -208,6 +232,19 @@ class QualityEvaluator:
             return None
         return kid(self.features(model), ref.features, num_subsets=self.settings.kid_subsets,
                    subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
+
+    def prdc(self, model, baseline=None) -> dict | None:
+        """Precision/recall/density/coverage of the model's features against the reference features
+        (k = ``prdc_k``, on the run's device); None if the reference has only mu/sigma."""
+        ref = self.reference(baseline)
+        if ref.features is None:
+            return None
+        key = ("prdc", model.name)
+        if key not in self._features:
+            from maskpro_eval.metrics.prdc import prdc_from_features
+            self._features[key] = prdc_from_features(ref.features, self.features(model),
+                                                     nearest_k=self.settings.prdc_k, device=self.settings.device)
+        return self._features[key]
 
     def consistency(self, model, baseline=None) -> dict | None:
         """FID over ``consistency_seeds`` seeds (seed, seed+1, ...): values, mean, std (ddof=1)."""
