@@ -7,11 +7,14 @@
 Same definitions as the ``prdc`` package (``prdc.compute_prdc``): Euclidean distances, the radius of
 a point is the distance to its ``nearest_k``-th nearest neighbour in its own set (itself excluded),
 strict ``<`` comparisons. Computed in chunks of real rows so memory stays bounded: never a full
-N x M matrix, at most ``chunk`` x max(N, M) float64 distances at a time (default 2^26 entries = 512
-MiB per chunk; ``chunk`` is chosen from that budget). Cost: three distance passes (real-real, fake-fake,
-real-fake), i.e. about 3 x 2 N M D flops: at N = M = 50,000, D = 2048 that is ~3e13 float64 flops:
-well under a minute on one H200 (fp64 matmul), tens of minutes on 2 CPU cores. Distances are float64
-(``|x|^2 + |y|^2 - 2 x.y``, clamped at 0) on the device of the run (``device="cuda"`` uses the GPU).
+N x M matrix, at most ``chunk`` x max(N, M) float64 distances at a time (``chunk_budget`` default 2^26
+entries = 512 MiB; with the temporaries of one chunk the peak is ~4 x that, ~2 GiB, plus the features
+held in float64: 0.8 GB per 50,000 x 2048 set). Cost: three distance passes (real-real, fake-fake,
+real-fake), about 3 x 2 N M D flops: at N = M = 50,000, D = 2048 ~3e13 float64 flops. Measured on 2
+shared CPU cores: 3,000 x 3,000 in 5.8 s, so 50k x 50k ~25-30 min on such a CPU (N^2 scaling); on a
+GPU it is fp64 matmul bound (an H200 has ~60 TFLOP/s fp64: seconds; not measured here). Distances are
+float64 (``|x|^2 + |y|^2 - 2 x.y``, clamped at 0) on the device of the run (``device="cuda"``: GPU).
+Time/memory at any size: ``python scripts/bench_prdc.py --n 50000 --device cuda``.
 
 The authors' recommended sizes: k = 5 and at least 10,000 samples per side (Naeem et al. use 10k real
 and fake; Kynkaenniemi et al. 50k); fewer are flagged ``small_n`` in the result.

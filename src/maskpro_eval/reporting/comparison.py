@@ -62,7 +62,7 @@ def plot_dashboard(path: Path, rows: list[dict]) -> Path:
     ax.bar([i + 0.2 for i in x], [r.get("recall") or 0.0 for r in rows], width=0.4, label="recall")
     ax.set_xticks(list(x), names, rotation=30, fontsize=7)
     ax.set_ylim(0, 1)
-    ax.set_title(f"precision / recall (k-NN{', small N' if small else ''})", fontsize=9)
+    ax.set_title(f"precision / recall{' (small N)' if small else ''}", fontsize=9)
     ax.legend(fontsize=7)
     axes[1, 3].axis("off")
     fig.tight_layout()
