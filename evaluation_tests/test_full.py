@@ -48,7 +48,7 @@ def test_fid(model, baseline, quality, thresholds, record_gate, record_model, re
     record_model(model.name, {"quality": {
         "fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "fid_crosscheck_rel_diff": fid.crosscheck_rel_diff,
         "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
-        "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+        **quality.kid_record(model, baseline),
         "protocol": quality.protocol_record(fid.n_a, baseline)}})
     assert fid.crosscheck_rel_diff is None or fid.crosscheck_rel_diff < 1e-3, (
         f"eigenvalue and sqrtm FID disagree: {fid.value} vs {fid.value_sqrtm}")

@@ -70,3 +70,29 @@ def test_prdc_on_real_inception_features():
     fake = ext.features(z["B"][:64], batch_size=16)
     _check_equal(real, fake, 5)
     _check_equal(real, real[::-1].copy() + 0.0, 5)
+
+
+def test_quality_records_state_n_kid_standard_error_and_prdc():
+    """QualityEvaluator.kid_record / prdc: KID with s.e., subset size as used and N; PRDC with N, small-N flag."""
+    from maskpro_eval.metrics.fid import feature_statistics
+    from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
+    from maskpro_eval.metrics.reference import ReferenceStats
+
+    rng = np.random.RandomState(6)
+    ref_f, model_f = rng.randn(80, 8).astype(np.float32), rng.randn(50, 8).astype(np.float32)
+    q = QualityEvaluator(FullSettings(num_samples=50, kid_subsets=4, kid_subset_size=1000, prdc_k=3))
+    mu, sigma = feature_statistics(ref_f)
+    q._reference = ReferenceStats(mu=mu, sigma=sigma, n=80, features=ref_f, source="r", kind="images",
+                                  content_sha256=None, weights_sha256=None, protocol="standard")
+    q.features = lambda model, seed=None, num=None: model_f
+
+    class M:
+        name = "m"
+
+    rec = q.kid_record(M())
+    assert rec["kid_subset_size"] == 50 and rec["kid_n"] == 50 and rec["kid_subsets"] == 4
+    assert rec["kid_se"] == pytest.approx(rec["kid_std"] / 2)
+    pr = q.prdc(M())
+    assert (pr["n_real"], pr["n_fake"], pr["nearest_k"], pr["small_n"]) == (80, 50, 3, True)
+    ref = prdc.compute_prdc(real_features=ref_f, fake_features=model_f, nearest_k=3)
+    assert pr["recall"] == pytest.approx(float(ref["recall"]), rel=1e-9)

@@ -109,12 +109,11 @@ class MaskProEvaluator:
         q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds, dtype,
                               sampling_backend, compile, protocol, reference_protocol, prdc_k)
         fid = q.fid(self.model, baseline=self.baseline)
-        kid = q.kid(self.model, self.baseline)
         ref = q.reference(self.baseline)
         out = {"fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "n": fid.n_a, "reference_n": ref.n,
                "reference": ref.source, "biased": fid.biased, "fid_protocol": q.protocol_key,
                "reference_fid_protocol": ref.protocol, "reference_fid_protocol_assumed": ref.protocol_assumed,
-               "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+               **q.kid_record(self.model, self.baseline),
                "prdc": q.prdc(self.model, self.baseline),
                "protocol": {**fid.protocol, **q.settings.protocol()}}
         if consistency_seeds >= 2:

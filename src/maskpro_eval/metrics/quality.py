@@ -233,6 +233,20 @@ class QualityEvaluator:
         return kid(self.features(model), ref.features, num_subsets=self.settings.kid_subsets,
                    subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
 
+    def kid_record(self, model, baseline=None) -> dict:
+        """KID with its N and standard error: ``kid_mean``, ``kid_std`` (over subsets), ``kid_se``
+        (std / sqrt(subsets): the standard error of the mean, approximate as subsets overlap),
+        ``kid_subsets``, ``kid_subset_size`` (as used: capped at the smaller set), ``kid_n``. All None
+        when the reference has only mu/sigma."""
+        k = self.kid(model, baseline)
+        if k is None:
+            return {"kid_mean": None, "kid_std": None, "kid_se": None}
+        ref = self.reference(baseline)
+        n = self.settings.num_samples
+        subsets = self.settings.kid_subsets
+        return {"kid_mean": k[0], "kid_std": k[1], "kid_se": k[1] / subsets ** 0.5, "kid_subsets": subsets,
+                "kid_subset_size": min(self.settings.kid_subset_size, n, len(ref.features)), "kid_n": n}
+
     def prdc(self, model, baseline=None) -> dict | None:
         """Precision/recall/density/coverage of the model's features against the reference features
         (k = ``prdc_k``, on the run's device); None if the reference has only mu/sigma."""

@@ -187,6 +187,8 @@ def summary_markdown(results: dict) -> str:
                 cons = q.get("consistency") or {}
                 drift = q.get("drift") or {}
                 kid = (f"{q['kid_mean']:.5f} +- {q['kid_std']:.5f}" if q.get("kid_mean") is not None else "n/a")
+                if q.get("kid_se") is not None:
+                    kid += f" (s.e. {q['kid_se']:.5f}, {q.get('kid_subsets')} subsets of {q.get('kid_subset_size')})"
                 pr = q.get("prdc") or {}
                 small = " (**small N**)" if pr.get("small_n") else ""
                 prec = (f"{pr['precision']:.4f} / {pr['recall']:.4f} (k={pr['nearest_k']}){small}"
