@@ -153,7 +153,9 @@ class QualityEvaluator:
             from maskpro_eval.metrics.fid import call_features
             feats = call_features(self.extractor, images, self.settings.feature_batch_size,
                                   progress=f"features {model.name}" if self.settings.progress else False)
-            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats))}, fsync=False)
+            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats)),
+                                "fid_protocol": np.array(self.protocol_key),
+                                "weights_sha256": np.array(self.extractor.weights_sha256)}, fsync=False)
         self._features[key] = feats
         return feats
 
