@@ -1,4 +1,6 @@
-"""FID and KID with the standard protocol (StyleGAN2-ADA/EDM/torch-fidelity, clean-fid legacy_tensorflow).
+"""FID and KID, by default with the standard protocol (StyleGAN2-ADA/EDM/torch-fidelity, clean-fid
+legacy_tensorflow); ``protocol="pytorch-fid"`` or ``"clean"`` select the other input paths of the same
+network (:data:`maskpro_eval.metrics.inception.PROTOCOLS`).
 
 * Features: :mod:`maskpro_eval.metrics.inception` (float32, TF1 bilinear resize, ``(x-128)/128``).
 * Statistics: float64 mean and unbiased covariance (``ddof=1``).

