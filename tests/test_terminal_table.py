@@ -6,7 +6,8 @@ def test_model_table_rows():
     results = {
         "models": {
             "m": {"role": "model", "nm": {"n": 2, "m": 4, "compliance": 0.97}, "sparsity": {"masked_layers": 0.49},
-                  "quality": {"fid": 12.345, "fid_n": 5000, "fid_biased": True, "kid_mean": 0.0123},
+                  "quality": {"fid": 12.345, "fid_n": 5000, "fid_biased": True, "kid_mean": 0.0123,
+                              "prdc": {"precision": 0.912, "recall": 0.456, "n_fake": 5000, "small_n": True}},
                   "cpu_forward_latency": {"median_ms": 27.0, "iqr_ms": 2.0, "contended": True}},
             "u": {"role": "model"},
             "dense": {"role": "baseline"},
@@ -15,8 +16,9 @@ def test_model_table_rows():
         "ungated": [{"model": "u", "tier": "full"}],
     }
     header, m, u, dense = model_table(results)
-    assert header.split() == ["model", "role", "N:M", "compl.", "sparsity", "FID", "/", "KID", "latency", "gates"]
-    assert "0.9700 (2:4)" in m and "0.4900" in m and "12.35 (N=5000, biased) / KID 0.0123" in m
+    assert header.split() == ["model", "role", "N:M", "compl.", "sparsity", "FID", "/", "KID", "/", "prec.", "rec.",
+                              "latency", "gates"]
+    assert "0.9700 (2:4)" in m and "0.4900" in m and "12.35 (N=5000, biased) / KID 0.0123 / P 0.91 R 0.46 (N=5000, small N)" in m
     assert "27 ms +-1 CONTENDED" in m and m.endswith("FAIL fid")
     assert u.endswith("ungated") and dense.endswith("-")
 

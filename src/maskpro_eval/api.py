@@ -60,19 +60,22 @@ class MaskProEvaluator:
 
     def _quality_for(self, num_samples: int, sampler: str, steps: int | None, eta: float, batch_size: int,
                      reference: str | None, consistency_seeds: int = 0, dtype: str = "float32",
-                     sampling_backend: str = "standard", compile: bool = False) -> QualityEvaluator:
+                     sampling_backend: str = "standard", compile: bool = False, protocol: str = "standard",
+                     reference_protocol: str | None = None, prdc_k: int = 5) -> QualityEvaluator:
         if reference == "demo-digits" or (reference is None and str(self.model.spec.path).startswith("demo:")):
             from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
             reference = str(ZOO_REFERENCE_FILE)
         elif reference is None:
             from maskpro_eval.metrics.reference import no_reference_error
             raise no_reference_error()
-        key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile)
+        key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile,
+               protocol, reference_protocol, prdc_k)
         if key not in self._quality:
             sampling = SamplingConfig(sampler=sampler, num_inference_steps=steps, eta=eta, seed=self.settings.seed,
                                       batch_size=batch_size, device=self.settings.device, dtype=dtype,
                                       backend=sampling_backend, compile=compile)
             fs = FullSettings(sampling=sampling, num_samples=num_samples, fid_ref=reference, consistency_seeds=consistency_seeds,
+                              fid_protocol=protocol, fid_ref_protocol=reference_protocol, prdc_k=prdc_k,
                               samples_dir=str(self.output_dir / "samples_cache"), progress=False)
             self._quality[key] = QualityEvaluator(fs)
         return self._quality[key]
@@ -95,8 +98,12 @@ class MaskProEvaluator:
     def compute_fid(self, reference: str | None = None, num_samples: int = 50_000, sampler: str = "ddim",
                     steps: int | None = None, eta: float = 0.0, batch_size: int = 256,
                     consistency_seeds: int = 0, dtype: str = "float32", sampling_backend: str = "standard",
-                    compile: bool = False) -> dict:
-        """Standard-protocol FID (and KID where the reference has images) of the model's samples.
+                    compile: bool = False, protocol: str = "standard", reference_protocol: str | None = None,
+                    prdc_k: int = 5) -> dict:
+        """FID (and KID, precision/recall/density/coverage where the reference has images) of the samples.
+
+        ``protocol``: as ``--fid-protocol`` (``"standard"``, ``"pytorch-fid"``, ``"clean"``);
+        ``reference_protocol``: as ``--fid-ref-protocol`` (what a foreign mu/sigma file was made with).
 
         ``reference``: as ``--fid-ref`` (``"baseline"`` uses the baseline's samples). Without one, a demo
         zoo model is judged against the demo digits; any other model raises ReferenceSetError (as
@@ -104,13 +111,14 @@ class MaskProEvaluator:
         Returns plain data with N, bias flag and protocol.
         """
         q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds, dtype,
-                              sampling_backend, compile)
+                              sampling_backend, compile, protocol, reference_protocol, prdc_k)
         fid = q.fid(self.model, baseline=self.baseline)
-        kid = q.kid(self.model, self.baseline)
         ref = q.reference(self.baseline)
         out = {"fid": fid.value, "fid_sqrtm": fid.value_sqrtm, "n": fid.n_a, "reference_n": ref.n,
-               "reference": ref.source, "biased": fid.biased,
-               "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
+               "reference": ref.source, "biased": fid.biased, "fid_protocol": q.protocol_key,
+               "reference_fid_protocol": ref.protocol, "reference_fid_protocol_assumed": ref.protocol_assumed,
+               **q.kid_record(self.model, self.baseline),
+               "prdc": q.prdc(self.model, self.baseline),
                "protocol": {**fid.protocol, **q.settings.protocol()}}
         if consistency_seeds >= 2:
             out["consistency"] = q.consistency(self.model, self.baseline)

@@ -79,6 +79,30 @@ def _inspect(args) -> int:
     return 1
 
 
+def _fid_stats(args) -> int:
+    """Reference statistics of an image set under one FID protocol -> OUT.npz (mu, sigma, n, meta)."""
+    from pathlib import Path
+
+    from maskpro_eval.errors import MaskProEvalError
+    from maskpro_eval.metrics.inception import get_extractor
+    from maskpro_eval.metrics.reference import load_reference
+
+    try:
+        ext = get_extractor(args.inception_weights, device=args.device, protocol=args.fid_protocol)
+        ref = load_reference(args.images, ext, split=args.split, batch_size=args.batch_size,
+                             use_cache=not args.no_cache, store_features=False, progress=not args.no_progress)
+        if ref.kind == "stats-npz":
+            raise MaskProEvalError(f"{args.images}: already mu/sigma statistics; expected images (an .npz of "
+                                   "uint8 images, an image folder or cifar-10-batches-py). Fix: pass the images")
+        out = ref.save_npz(Path(args.out))
+    except MaskProEvalError as exc:
+        print(f"maskpro-eval fid-stats: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: mu {ref.mu.shape}, sigma {ref.sigma.shape}, N={ref.n}, protocol {ref.protocol}, "
+          f"Inception sha256 {ref.weights_sha256[:12]}...")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="maskpro-eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exclude-layers", action="append", default=None)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_inspect)
+    p = sub.add_parser("fid-stats", help="write FID reference statistics (mu, sigma, n, protocol) of an image set")
+    p.add_argument("images", help=".npz of uint8 images, image folder, or cifar-10-batches-py folder")
+    p.add_argument("out", help="output .npz (pytorch-fid compatible keys mu/sigma, plus n and meta)")
+    p.add_argument("--fid-protocol", choices=("standard", "pytorch-fid", "clean"), default="standard")
+    p.add_argument("--split", choices=("train", "test", "all"), default="train", help="CIFAR-10 split")
+    p.add_argument("--inception-weights", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-cache", action="store_true", help="do not read/write the statistics cache")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_fid_stats)
     try:
         from maskpro_eval.cli.run import add_run_parser
     except ImportError:

@@ -17,8 +17,10 @@ from maskpro_eval.gating.gates import Gate, check
 
 TABLE_FIELDS = ["model", "role", "format", "params_total", "params_nonzero", "global_sparsity",
                 "masked_layers_sparsity", "nm", "nm_compliance", "nm_compliance_channel", "compression_ratio",
-                "params_ratio", "dense_bytes_ratio", "packed_bytes_ratio", "macs_ratio", "packed_bytes", "dense_bytes", "macs_effective_g", "fid", "fid_std_over_seeds", "fid_n", "fid_biased",
-                "kid_mean", "kid_std", "latency_ms", "latency_batch", "peak_memory_bytes",
+                "params_ratio", "dense_bytes_ratio", "packed_bytes_ratio", "macs_ratio", "packed_bytes", "dense_bytes",
+                "macs_effective_g", "fid", "fid_std_over_seeds", "fid_n", "fid_biased",
+                "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "prdc_small_n",
+                "latency_ms", "latency_batch", "peak_memory_bytes",
                 "quality_retention", "retention_per_compression_unit", "fid_increase_per_compression_unit",
                 "paired_mse_vs_reference", "paired_psnr_vs_reference", "pareto_optimal"]
 
@@ -46,7 +48,7 @@ def run_comparison(models: dict, quality, original: str | None = None, fid_basel
         kid = quality.kid(m, fid_baseline)
         q = {"fid": fid.value, "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
              "kid_mean": None if kid is None else kid[0], "kid_std": None if kid is None else kid[1],
-             "consistency": quality.consistency(m, fid_baseline)}
+             "consistency": quality.consistency(m, fid_baseline), "prdc": quality.prdc(m, fid_baseline)}
         if name != original:
             q["drift"] = drift_summary(quality.drift(m, models[original]))
         e["quality"] = q
@@ -93,6 +95,8 @@ def comparison_rows(models: dict, reference: str | None) -> list[dict]:
             "fid": fid, "fid_std_over_seeds": (q.get("consistency") or {}).get("std"),
             "fid_n": q.get("fid_n"), "fid_biased": q.get("fid_biased"),
             "kid_mean": q.get("kid_mean"), "kid_std": q.get("kid_std"),
+            **{k: (q.get("prdc") or {}).get(k) for k in ("precision", "recall", "density", "coverage")},
+            "prdc_small_n": (q.get("prdc") or {}).get("small_n"),
             "latency_ms": lat.get("median_ms"), "latency_batch": lat.get("batch_size"),
             "peak_memory_bytes": lat.get("peak_memory_bytes"),
             "quality_retention": retention,

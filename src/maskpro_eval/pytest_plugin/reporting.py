@@ -345,6 +345,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(Gate(**{k: v for k, v in g.items() if k not in ("message", "tier")}).message)
     if state.ungated:
         tr.write_line(ungated_message(state.ungated), red=True, bold=True)
+    note = (state.results.as_dict().get("protocol") or {}).get("reference_fid_protocol_note")
+    if note:
+        tr.write_line(f"FID: {note}", yellow=True)
     for prob in state.results.problems:
         tr.write_line(f"{prob['kind'].upper()}: {prob['test']} ({prob['when']}): {prob['message']}", red=True)
     tr.write_line(f"verdict: {state.verdict.upper()}", bold=True,

@@ -14,7 +14,7 @@ from maskpro_eval.reporting.results import write_results_json
 
 def table_markdown(rows: list[dict], columns=None) -> str:
     cols = columns or ["model", "role", "global_sparsity", "nm_compliance", "compression_ratio", "fid",
-                       "fid_std_over_seeds", "kid_mean", "latency_ms", "quality_retention",
+                       "fid_std_over_seeds", "kid_mean", "precision", "recall", "latency_ms", "quality_retention",
                        "retention_per_compression_unit", "paired_psnr_vs_reference", "pareto_optimal"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -33,7 +33,7 @@ def plot_dashboard(path: Path, rows: list[dict]) -> Path:
     import matplotlib.pyplot as plt
 
     names = [r["model"] for r in rows]
-    fig, axes = plt.subplots(2, 3, figsize=(4 + 1.6 * len(rows), 7))
+    fig, axes = plt.subplots(2, 4, figsize=(5 + 2.0 * len(rows), 7))
 
     def bars(ax, key, title, err=None, scale=1.0):
         vals = [(r.get(key) or 0.0) * scale for r in rows]
@@ -56,6 +56,15 @@ def plot_dashboard(path: Path, rows: list[dict]) -> Path:
     ax.set_xticks(list(x), names, rotation=30, fontsize=7)
     ax.set_title("size (MB)", fontsize=9)
     ax.legend(fontsize=7)
+    ax = axes[0, 3]
+    small = any(r.get("prdc_small_n") for r in rows)
+    ax.bar([i - 0.2 for i in x], [r.get("precision") or 0.0 for r in rows], width=0.4, label="precision")
+    ax.bar([i + 0.2 for i in x], [r.get("recall") or 0.0 for r in rows], width=0.4, label="recall")
+    ax.set_xticks(list(x), names, rotation=30, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"precision / recall{' (small N)' if small else ''}", fontsize=9)
+    ax.legend(fontsize=7)
+    axes[1, 3].axis("off")
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -178,18 +178,25 @@ def summary_markdown(results: dict) -> str:
                 f"{e['macs']['effective'] / 1e9:.3f} | {c.get('packed_size_ratio', 1.0):.3f} |")
         lines.append("")
         qrows = [(n, e["quality"]) for n, e in models.items() if isinstance(e.get("quality"), dict)
-                 and e["quality"].get("fid") is not None]
+                 and (e["quality"].get("fid") is not None or e["quality"].get("prdc"))]
         if qrows:
-            lines += ["## Quality", "", "| model | FID | N | ref N | biased | KID | FID over seeds | "
-                      "FID increase vs baseline | drift MSE mean | drift PSNR mean (dB) |",
-                      "|---|---|---|---|---|---|---|---|---|---|"]
+            lines += ["## Quality", "", "| model | FID | N | ref N | biased | KID | precision / recall | density / coverage | "
+                      "FID over seeds | FID increase vs baseline | drift MSE mean | drift PSNR mean (dB) |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for n, q in qrows:
                 cons = q.get("consistency") or {}
                 drift = q.get("drift") or {}
                 kid = (f"{q['kid_mean']:.5f} +- {q['kid_std']:.5f}" if q.get("kid_mean") is not None else "n/a")
+                if q.get("kid_se") is not None:
+                    kid += f" (s.e. {q['kid_se']:.5f}, {q.get('kid_subsets')} subsets of {q.get('kid_subset_size')})"
+                pr = q.get("prdc") or {}
+                small = " (**small N**)" if pr.get("small_n") else ""
+                prec = (f"{pr['precision']:.4f} / {pr['recall']:.4f} (k={pr['nearest_k']}){small}"
+                        if pr.get("precision") is not None else "n/a")
+                dens = f"{pr['density']:.4f} / {pr['coverage']:.4f}" if pr.get("density") is not None else "n/a"
                 lines.append(
                     f"| {n} | {_num(q.get('fid'))} | {q.get('fid_n')} | {q.get('fid_reference_n')} | "
-                    f"{'**yes (N < 10,000)**' if q.get('fid_biased') else 'no'} | {kid} | "
+                    f"{'**yes (N < 10,000)**' if q.get('fid_biased') else 'no'} | {kid} | {prec} | {dens} | "
                     f"{(_num(cons.get('mean')) + ' +- ' + _num(cons.get('std'))) if cons else 'n/a'} | "
                     f"{_num(q.get('fid_increase'))} | {_num(drift.get('mse_mean'))} | {_num(drift.get('psnr_mean'))} |")
             lines.append("")

@@ -5,11 +5,14 @@ from maskpro_eval.gating.gates import format_number
 
 
 def _fid(q: dict) -> str:
-    if q.get("fid") is None:
-        return ""
-    text = f"{format_number(q['fid'], 4)} (N={q.get('fid_n')}{', biased' if q.get('fid_biased') else ''})"
+    text = ("" if q.get("fid") is None else
+            f"{format_number(q['fid'], 4)} (N={q.get('fid_n')}{', biased' if q.get('fid_biased') else ''})")
     if q.get("kid_mean") is not None:
         text += f" / KID {format_number(q['kid_mean'], 3)}"
+    pr = q.get("prdc") or {}
+    if pr.get("precision") is not None:
+        text += (" / " if text else "") + (f"P {pr['precision']:.2f} R {pr['recall']:.2f} (N={pr['n_fake']}"
+                                           f"{', small N' if pr.get('small_n') else ''})")
     return text
 
 
@@ -29,7 +32,7 @@ def model_rows(results: dict) -> list[tuple[str, ...]]:
     for g in results.get("gates", []):
         gates_by_model.setdefault(g["model"], []).append(g)
     ungated = {u["model"] for u in results.get("ungated", [])}
-    rows = [("model", "role", "N:M compl.", "sparsity", "FID / KID", "latency", "gates")]
+    rows = [("model", "role", "N:M compl.", "sparsity", "FID / KID / prec. rec.", "latency", "gates")]
     for name, m in results.get("models", {}).items():
         nm, sp = m.get("nm", {}), m.get("sparsity", {})
         gs = gates_by_model.get(name, [])
