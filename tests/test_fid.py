@@ -348,3 +348,24 @@ def test_golden_torchmetrics_with_our_module(golden):
     mu_b, s_b = feature_statistics(golden["fb"][:n])
     ours = frechet_distance(mu_a, s_a, mu_b, s_b)
     assert got == pytest.approx(ours, rel=1e-5)
+
+
+def test_fid_of_sets_of_different_sizes_warns_and_records_both():
+    """32 px vs 48 px sets used to be compared without a word."""
+    from maskpro_eval.metrics.fid import ImageSizeMismatchWarning, compute_fid
+
+    class Flat:
+        weights_sha256 = "0" * 64
+
+        def features(self, images, batch_size=64):
+            x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)[:, :16]
+            return x
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (40, 48, 48, 3), dtype=np.uint8)
+    with pytest.warns(ImageSizeMismatchWarning, match="32x32 and 48x48"):
+        res = compute_fid(a, b, extractor=Flat(), warn_small_n=False)
+    assert res.protocol["image_sizes"] == [[32, 32], [48, 48]] and res.protocol["image_size_mismatch"]
+    same = compute_fid(a, a, extractor=Flat(), warn_small_n=False)
+    assert same.protocol["image_sizes"] == [[32, 32], [32, 32]] and "image_size_mismatch" not in same.protocol

@@ -397,9 +397,28 @@ def compute_fid(images_a, images_b, batch_size: int = 64, device: Any = "cpu", w
                          warn_small_n=False, protocol=key)
     if warn_small_n:
         _warn_small(len(fa), len(fb))
+    sizes = [_image_size(images_a), _image_size(images_b)]
+    res.protocol["image_sizes"] = sizes
+    if sizes[0] != sizes[1]:
+        res.protocol["image_size_mismatch"] = True
+        warnings.warn(f"FID between {sizes[0][0]}x{sizes[0][1]} and {sizes[1][0]}x{sizes[1][1]} images: both are "
+                      "resized to 299 but the sets differ in resolution, so the FID mixes resolution with "
+                      "quality; compare sets of one size", ImageSizeMismatchWarning, stacklevel=2)
     if keep_features:
         res.features_a, res.features_b = fa, fb
     return res
+
+
+class ImageSizeMismatchWarning(UserWarning):
+    """Two image sets of different resolutions were compared."""
+
+
+def _image_size(images) -> list[int]:
+    """(H, W) of an N x H x W x 3 or N x 3 x H x W image set."""
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) == 4:
+        return [int(shape[2]), int(shape[3])] if shape[1] == 3 and shape[3] != 3 else [int(shape[1]), int(shape[2])]
+    return [0, 0]
 
 
 def fid_from_images(a, b, batch_size: int = 64, device: Any = "cpu", weights_path=None,
