@@ -102,7 +102,8 @@ def test_precision_recall(model, baseline, quality, thresholds, record_gate, rec
     (baseline minus model) in the thresholds file."""
     pr = quality.prdc(model, baseline)
     if pr is None:
-        pytest.skip("reference has only mu/sigma: precision/recall need reference images or features")
+        pytest.skip(f"precision/recall need reference features (not a mu/sigma-only npz) and more than "
+                    f"k={quality.settings.prdc_k} samples on each side")
     record_model(model.name, {"quality": {"prdc": pr}})
     small = "; SMALL N (< 10,000, below the authors' recommended size)" if pr["small_n"] else ""
     detail = (f"precision {pr['precision']:.4f}, recall {pr['recall']:.4f}, density {pr['density']:.4f}, "

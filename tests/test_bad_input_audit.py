@@ -66,3 +66,21 @@ def test_bad_thresholds_file_stops_at_startup(toml, text, tmp_path):
     errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
     assert proc.returncode == 4 and len(errors) == 1, out[-2000:]
     assert text in errors[0] and str(path) in errors[0], errors[0]
+
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.slow
+def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref):
+    """A damaged store.json in the sample cache used to error inside the tests (verdict PASS, exit 1)."""
+    from tests.test_full_suite import run_full
+    args = ("--checkpoint", "demo:dense", "--fid-ref", str(small_ref), "--max-fid", "1000", "--max-kid", "10",
+            "--num-samples", "4", "--steps", "2")
+    assert run_full(pytester, *args).ret == 0
+    (header,) = list((pytester.path / "reports" / "samples_cache").rglob("store.json"))
+    header.write_text("{broken")
+    result = run_full(pytester, *args, "--run-name", "again")
+    assert result.ret == 4, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines([f"*bad input*{header}: unreadable store header*Fix: delete*--samples-dir*"])
+    assert not (pytester.path / "reports" / "again").exists()

@@ -142,6 +142,21 @@ class QualityEvaluator:
                                   progress=self.settings.progress)
         return store.load(num)
 
+    def check_stores(self, models: list) -> None:
+        """Open every existing sample store this run will use, so that a damaged or foreign store
+        (unreadable store.json, another protocol) stops the run before any test (SampleStoreError)."""
+        from maskpro_eval.sampling.config import protocol_metadata
+        from maskpro_eval.sampling.store import SampleStore
+        from maskpro_eval.sampling.unet_io import model_fingerprint
+        seeds = [self.settings.seed + i for i in range(max(1, self.settings.consistency_seeds))]
+        for model in models:
+            for seed in seeds:
+                folder = self.store_dir(model, seed)
+                if folder.is_dir():
+                    meta = protocol_metadata(self.settings.sampling_config(seed), model.scheduler_config(),
+                                             {"name": model.name, "fingerprint": model_fingerprint(model.unet)})
+                    SampleStore(folder, metadata=meta)
+
     def features(self, model, seed: int | None = None, num: int | None = None) -> np.ndarray:
         """float32 (N, 2048) Inception features of :meth:`samples` (cached on disk beside them)."""
         seed = self.settings.seed if seed is None else seed
@@ -275,9 +290,10 @@ class QualityEvaluator:
 
     def prdc(self, model, baseline=None) -> dict | None:
         """Precision/recall/density/coverage of the model's features against the reference features
-        (k = ``prdc_k``, on the run's device); None if the reference has only mu/sigma."""
+        (k = ``prdc_k``, on the run's device); None if the reference has only mu/sigma, or either side
+        has no more than k samples (k-NN radii need k other samples)."""
         ref = self.reference(baseline)
-        if ref.features is None:
+        if ref.features is None or min(len(ref.features), self.settings.num_samples) <= self.settings.prdc_k:
             return None
         key = ("prdc", model.name)
         if key not in self._features:

@@ -105,6 +105,7 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
         q.extractor  # noqa: B018 - load weights now so a missing file stops the run at once
         names = model_registry.by_role("baseline")
         q.reference(model_registry.get(names[0]) if names else None)
+        q.check_stores([model_registry.get(n) for n in model_registry.specs])
     except MaskProEvalError as exc:
         run_state(pytestconfig).bad_input = str(exc)
         pytest.exit(f"maskpro-eval: bad input: {exc}", returncode=4)
