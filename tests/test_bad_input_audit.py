@@ -84,3 +84,91 @@ def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref
     assert result.ret == 4, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines([f"*bad input*{header}: unreadable store header*Fix: delete*--samples-dir*"])
     assert not (pytester.path / "reports" / "again").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit's library-level cases: each bad input -> the error type and the words of its one line.
+
+def _case_config_key(tmp):
+    import json as _json
+
+    from maskpro_eval.checkpoints import load_checkpoint
+    from tests.builders import tiny_unet
+    tiny_unet().save_pretrained(tmp / "u")
+    cfg = _json.loads((tmp / "u" / "config.json").read_text())
+    cfg["norm_num_grups"] = cfg.pop("norm_num_groups")
+    (tmp / "u" / "config.json").write_text(_json.dumps(cfg))
+    load_checkpoint(tmp / "u")
+
+
+def _case_non_psd_sigma(tmp):
+    import numpy as np
+
+    from maskpro_eval.metrics.reference import load_reference
+    sigma = np.eye(2048)
+    sigma[3, 3] = -1.0
+    np.savez(tmp / "s.npz", mu=np.zeros(2048), sigma=sigma)
+    load_reference(tmp / "s.npz", extractor=None, cache_dir=tmp)
+
+
+def _case_nm_string(tmp):
+    from maskpro_eval.checkpoints import load_checkpoint
+    from maskpro_eval.checkpoints.zoo import resolve_model_spec
+    load_checkpoint(resolve_model_spec("demo:dense"), nm=(3, 2))
+
+
+def _case_truncated_pt(tmp):
+    import torch
+
+    from maskpro_eval.checkpoints import load_checkpoint
+    from tests.builders import tiny_unet
+    torch.save(tiny_unet().state_dict(), tmp / "f.pt")
+    data = (tmp / "f.pt").read_bytes()
+    (tmp / "f.pt").write_bytes(data[: len(data) // 2])
+    load_checkpoint(tmp / "f.pt")
+
+
+def _case_store_json(tmp):
+    from maskpro_eval.sampling.store import SampleStore
+    (tmp / "s").mkdir()
+    (tmp / "s" / "store.json").write_text("{")
+    SampleStore(tmp / "s", metadata={"a": 1})
+
+
+def _case_inception_weights(tmp):
+    from maskpro_eval.metrics.inception import InceptionFeatureExtractor, find_inception_weights
+    (tmp / "w.pt").write_bytes(find_inception_weights().read_bytes()[:-1] + b"!")
+    InceptionFeatureExtractor(weights_path=tmp / "w.pt")
+
+
+def _case_thresholds_value(tmp):
+    from maskpro_eval.gating.thresholds import Thresholds
+    (tmp / "t.toml").write_text("[quick]\nmin_nm_compliance = 1.5\n")
+    Thresholds.from_file(tmp / "t.toml")
+
+
+LIBRARY_CASES = [
+    (_case_config_key, "CheckpointError", "'norm_num_grups' (did you mean 'norm_num_groups'?)"),
+    (_case_non_psd_sigma, "ReferenceSetError", "not positive semi-definite"),
+    (_case_nm_string, "ValueError", "load_checkpoint(nm=...)"),
+    (_case_truncated_pt, "CheckpointError", "zip archive whose end (the zip directory) is missing"),
+    (_case_store_json, "SampleStoreError", "--samples-dir"),
+    (_case_inception_weights, "PickleNotTrustedError", "--trust-pickle"),
+    (_case_thresholds_value, "CheckpointError", "min_nm_compliance: 1.5 is outside [0.0, 1.0]"),
+]
+
+
+@pytest.mark.parametrize("case, error, text", LIBRARY_CASES, ids=[c.__name__[6:] for c, _, _ in LIBRARY_CASES])
+def test_bad_input_gives_one_actionable_line(case, error, text, tmp_path):
+    with pytest.raises(Exception) as ei:
+        case(tmp_path)
+    msg = str(ei.value)
+    assert type(ei.value).__name__ == error, (type(ei.value), msg)
+    assert text in msg and "\n" not in msg, msg
+    if error != "ValueError":
+        assert "Fix" in msg or "fix" in msg, msg
+
+# Audit cases tested where their machinery lives (each failed before its fix):
+#   damaged features cache recomputed: tests/test_quality_cache.py; two runs in one second:
+#   tests/test_atomic_io.py; errors make the verdict "error": tests/test_verdict.py; greyscale/size notes:
+#   tests/test_terminal_table.py, tests/test_fid.py::test_fid_of_sets_of_different_sizes_warns_and_records_both.
