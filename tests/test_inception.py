@@ -227,12 +227,12 @@ def test_resize_differs_from_f_interpolate_by_half_pixel_shift():
 
 def test_progress_bar_advances_once_per_batch(monkeypatch):
     """The bar moves after every batch (it used to move once, after the loop, by the last batch only)."""
-    import tqdm.auto
+    from maskpro_eval.runtime.progress import progress_sink
 
     updates: list[int] = []
 
     class FakeBar:
-        def __init__(self, total=None, **kw):
+        def __init__(self, total=None, desc=None, initial=0):
             self.total = total
 
         def update(self, k):
@@ -241,10 +241,10 @@ def test_progress_bar_advances_once_per_batch(monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", FakeBar)
     ext = object.__new__(InceptionFeatureExtractor)
     ext.device = torch.device("cpu")
     ext._module = lambda chunk: torch.zeros(chunk.shape[0], 2048)
-    feats = ext.features(np.zeros((10, 8, 8, 3), np.uint8), batch_size=4, progress=True)
+    with progress_sink(FakeBar):  # the library's bars come from the installed sink (tqdm by default)
+        feats = ext.features(np.zeros((10, 8, 8, 3), np.uint8), batch_size=4, progress=True)
     assert feats.shape == (10, 2048)
     assert updates == [4, 4, 2]
