@@ -84,6 +84,8 @@ def test_ratios_are_relative_to_the_original():
 
 def test_one_folder_given_twice_is_one_model(tmp_path):
     from maskpro_eval.evaluation import build_specs
-    specs = build_specs([f"a={tmp_path}/m", f"b={tmp_path}/x/../m"], baseline=f"dense={tmp_path}/d",
+    specs = build_specs([f"a={tmp_path}/m", f"{tmp_path}/x/../m"], baseline=f"dense={tmp_path}/d",
                         original=f"{tmp_path}/d")
     assert [(s.name, s.role) for s in specs] == [("a", "model"), ("dense", "baseline")]
+    # the same file under two explicit names: the user asked for both
+    assert [s.name for s in build_specs([f"a={tmp_path}/m", f"b={tmp_path}/m"])] == ["a", "b"]

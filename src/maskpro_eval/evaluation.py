@@ -87,10 +87,13 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
         same_as_baseline = baseline and _same_file(o.path, parse_model_spec(baseline).path)
         if not same_as_baseline:  # one folder given twice is one model (compare falls back to the baseline)
             specs.append(ModelSpec(name=o.name, path=o.path, role="original"))
+    named = {c.split("=", 1)[0] for c in (checkpoints or []) if "=" in c and not c.startswith("demo:")}
     kept, paths = [], set()
-    for s in specs:  # a model under test named twice (e.g. --checkpoint and --training-dir) is evaluated once
+    for s in specs:
+        # a model under test reached twice (e.g. --training-dir and --checkpoint) is evaluated once; only
+        # the same file given under two explicit NAME= is kept twice (the user asked for both names)
         key = _resolved(s.path)
-        if s.role == "model" and key in paths:
+        if s.role == "model" and key in paths and s.name not in named:
             continue
         if s.role == "model":
             paths.add(key)
