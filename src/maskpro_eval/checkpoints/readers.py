@@ -147,7 +147,7 @@ def _what_is_left(path: Path, exc: Exception) -> str:
         head = f.read(8)
     if head.startswith(b"PK\x03\x04"):
         return f"a torch.save zip archive whose end (the zip directory) is missing: {size:,} bytes, cut short"
-    if head[:2] == b"\x80\x02" or head[:1] == b"\x80":
+    if head[:1] == b"\x80":  # a pickle protocol opcode: the legacy torch.save format
         return f"a legacy torch.save file that ends early ({size:,} bytes)"
     if len(head) == 8 and head[:1] != b"{" and head[7:8] == b"\x00" and size > 8:
         return f"looks like a safetensors file whose header or data is cut short ({size:,} bytes)"

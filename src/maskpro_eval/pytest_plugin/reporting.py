@@ -184,15 +184,17 @@ def gate(record_gate):
 
 @pytest.fixture(autouse=True)
 def _model_facts_in_every_tier(request):
-    """Every evaluation test's models get their (cheap) analysis recorded, whatever tier runs, so a
-    full-tier-only run still reports sparsity, N:M and the layer table."""
+    """Every evaluated model gets its (cheap) analysis recorded once per process, whatever tier runs, so
+    a full-tier-only run still reports sparsity, N:M and the layer table."""
     if _tier(request.node) is None:
         return
+    done = run_state(request.config).facts_recorded
     for fixture in ("model", "baseline", "baseline_required"):
         if fixture in request.fixturenames:
             m = request.getfixturevalue(fixture)
-            if m is not None:
+            if m is not None and m.name not in done:
                 request.node.user_properties.append((_MODEL, {"name": m.name, "entry": m.entry()}))
+                done.add(m.name)
 
 
 @pytest.fixture

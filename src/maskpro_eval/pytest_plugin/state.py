@@ -36,6 +36,7 @@ class RunState:
     specs: list | None = None       # [ModelSpec], parsed on first use
     bench: Any = None               # pytest_plugin.gpu.BenchSettings
     bench_records: list = field(default_factory=list)
+    facts_recorded: set = field(default_factory=set)  # models whose analysis this process has recorded
     out: Any = None                 # maskpro_eval.reporting.results.RunOutput
     results: Results = field(default_factory=Results)
     started: str = ""
