@@ -1,59 +1,82 @@
 #!/usr/bin/env python
-"""Build the bundled demo model zoo (``src/maskpro_eval/demo_zoo/``) from scratch, on a CPU.
+"""Build the bundled demo model zoo (``src/maskpro_eval/demo_zoo/``): a small pruning study, on a GPU.
 
-Deterministic (fixed seeds, fixed data order, ``torch.use_deterministic_algorithms(True)``, fixed
-thread count). Writes:
+One command (``python scripts/build_demo_zoo.py``; ``--device cuda`` is picked when a GPU is there),
+deterministic given the device kind (fixed seeds, data order and noise drawn on the CPU,
+``torch.use_deterministic_algorithms``, math attention). What it trains, on scikit-learn's 8x8 digits
+upscaled to 32x32 (split once: ``test`` held out from everything, ``val`` for curves and best-epoch
+choice, ``train`` for training):
 
-* ``digits_reference_32px.npz`` -- the FID reference set (key ``images``, uint8 (1797, 32, 32, 3)):
-  scikit-learn's 8x8 digits (values 0..16), bilinearly upscaled to 32x32
-  (``F.interpolate(mode="bilinear", align_corners=False, antialias=False)``; antialiasing only acts
-  when downsampling, so it is irrelevant here), scaled to 0..255, rounded, grey replicated to RGB.
-  The models are trained on exactly these uint8 images mapped to [-1, 1].
-* ``dense/``, ``magnitude_2of4/``, ``noncompliant/``, ``maskpro_2of4/`` -- diffusers DDPMPipeline
-  folders (``save_pretrained(safe_serialization=True)``) plus ``zoo_card.json`` each.
-* ``ZOO.md`` -- summary table; ``docs/zoo/<name>.png`` 8x8 DDIM-100 (eta 0, seed 0) sample grids and
-  ``docs/zoo/data.png`` (training data).
+* ``dense``               -- trained from scratch to convergence; EMA weights (as DDPM).
+* ``magnitude_2of4``      -- one-shot magnitude 2:4 (row-major groups) on the masked layers, no training.
+* ``maskpro_2of4``        -- MaskPro as its paper runs it: weights frozen, only the N:M mask distribution
+  learned (per-group logits over the M entries, N drawn without replacement, REINFORCE with the
+  loss-residual baseline); deployed mask = top-N logits.
+* ``magnitude_2of4_ft`` / ``maskpro_2of4_ft`` -- each followed by the same masked fine-tune budget.
+* ``noncompliant``        -- negative-test model: 50% sparse, deliberately not 2:4.
+* ``maskpro_run/``        -- the MaskPro mask-learning run as the trainer writes it (checkpoint_epoch_*.pt,
+  best_checkpoint.pt, maskpro_state_epoch_*.pt with its training_logs) over ``maskpro_run/pruned_model``.
+* ``digits_heldout_32px.npz`` -- the held-out test digits (the demo FID reference), ``MANIFEST.json``
+  (sha256 of every file), ``ZOO.md``, ``training_curve.json``.
+
+Weights ship as float16 safetensors (diffusers restores float32 on load); every number in the cards is
+measured on the reloaded shipped weights. Grids (``docs/zoo/``) come from the suite's own sampler and seed
+rule: ``--grids`` (CPU is fine) after a build.
 
 Usage::
 
-    python scripts/build_demo_zoo.py                      # the real zoo (~30 min on 2 CPU cores)
-    python scripts/build_demo_zoo.py --quick-check        # a few steps into a temp dir (tests)
-    python scripts/build_demo_zoo.py --out /tmp/zoo --steps 500 --finetune-steps 50
+    python scripts/build_demo_zoo.py                         # the real zoo (GPU, ~8 min on one H200)
+    python scripts/build_demo_zoo.py --grids                 # docs/zoo/*.png from the bundled zoo
+    python scripts/build_demo_zoo.py --smoke                 # a few steps of everything, CPU, temp dir
+    python scripts/build_demo_zoo.py --work W --resume       # continue a build whose stages are in W
 """
 from __future__ import annotations
 
-import argparse
-import copy
-import datetime as _dt
-import json
-import math
 import os
-import platform
-import shutil
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # deterministic cuBLAS (before torch/CUDA init)
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import datetime as _dt  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import maskpro_training as mpt  # noqa: E402
-from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, DDPM_CIFAR10_UNET_CONFIG
-from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS
+from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS  # noqa: E402
 from maskpro_eval.analysis.nm import magnitude_nm_mask, nm_compliance  # noqa: E402
+from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG, DDPM_CIFAR10_UNET_CONFIG  # noqa: E402
 
-#: The zoo's UNet: DDPM CIFAR-10 block layout, shrunk (384,083 parameters, 1.5 MB in fp32).
-ZOO_UNET_CONFIG: dict = {**DDPM_CIFAR10_UNET_CONFIG, "layers_per_block": 1, "block_out_channels": (16, 32, 32, 32),
+#: The zoo's UNet: DDPM CIFAR-10 block types and 32x32x3 I/O, narrower (665,907 parameters).
+ZOO_UNET_CONFIG: dict = {**DDPM_CIFAR10_UNET_CONFIG, "layers_per_block": 1, "block_out_channels": (16, 32, 48, 48),
                          "norm_num_groups": 8}
 N, M = 2, 4
-REFERENCE_NAME = "digits_reference_32px.npz"
-NUM_VAL = 197                      # held-out images (1797 = 1600 train + 197 val)
-MODEL_NAMES = ("dense", "magnitude_2of4", "noncompliant", "maskpro_2of4")
+REFERENCE_NAME = "digits_heldout_32px.npz"
+NUM_TEST, NUM_VAL = 397, 140          # 1797 = 397 held-out test + 140 val + 1260 train
+MODEL_NAMES = ("dense", "magnitude_2of4", "maskpro_2of4", "magnitude_2of4_ft", "maskpro_2of4_ft", "noncompliant")
+RUN_DIR = "maskpro_run"
+RUN_BASE = "pruned_model"
+KEEP_EPOCHS = 2                       # trainer keeps only the last few epoch checkpoints
+
+#: Step budgets (real build, smoke build).
+BUDGETS = {"dense_steps": (10000, 4), "finetune_steps": (3000, 2), "noncompliant_steps": (800, 2),
+           "maskpro_steps": (3000, 4), "maskpro_epochs": (6, 2), "maskpro_samples": (4, 2)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -72,9 +95,11 @@ def to_model_space(u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(u8).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def split(x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
-    return x[perm[NUM_VAL:]].contiguous(), x[perm[:NUM_VAL]].contiguous()
+def split_indices(n: int, seed: int) -> dict[str, np.ndarray]:
+    """``test`` (held out from training and selection), ``val`` (curves, best epoch), ``train``."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    return {"test": np.sort(perm[:NUM_TEST]), "val": np.sort(perm[NUM_TEST:NUM_TEST + NUM_VAL]),
+            "train": np.sort(perm[NUM_TEST + NUM_VAL:])}
 
 
 def save_grid(images_u8: np.ndarray, path: Path, ncol: int = 8, scale: int = 2) -> None:
@@ -96,78 +121,88 @@ def save_grid(images_u8: np.ndarray, path: Path, ncol: int = 8, scale: int = 2) 
 # ------------------------------------------------------------------------------------------------
 # model helpers
 # ------------------------------------------------------------------------------------------------
-def new_unet(seed: int):
+def new_unet(seed: int, device):
     from diffusers import UNet2DModel
     torch.manual_seed(seed)
-    return UNet2DModel(**ZOO_UNET_CONFIG)
+    return UNet2DModel(**ZOO_UNET_CONFIG).to(device)
 
 
 def masked_layers(unet) -> dict:
     return mpt.maskable_layers(unet, M, DEFAULT_EXCLUDE_LAYERS)
 
 
-def alphas_cumprod() -> torch.Tensor:
-    from diffusers import DDPMScheduler
-    return DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG).alphas_cumprod.float()
+_ACP: dict = {}
 
 
-ACP = None
+def alphas_cumprod(device) -> torch.Tensor:
+    key = str(device)
+    if key not in _ACP:
+        from diffusers import DDPMScheduler
+        _ACP[key] = DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG).alphas_cumprod.float().to(device)
+    return _ACP[key]
 
 
 def diffusion_loss(unet, x0, t, noise) -> torch.Tensor:
-    global ACP
-    if ACP is None:
-        ACP = alphas_cumprod()
-    a = ACP[t].view(-1, 1, 1, 1)
+    a = alphas_cumprod(x0.device)[t].view(-1, 1, 1, 1)
     xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
     return F.mse_loss(unet(xt, t).sample, noise)
 
 
 @torch.no_grad()
-def eval_loss(unet, x: torch.Tensor, repeats: int, seed: int, batch: int = 256) -> float:
-    """Mean epsilon-MSE over ``repeats`` fixed (t, noise) draws per image (deterministic)."""
+def eval_loss(unet, x: torch.Tensor, repeats: int, seed: int, batch: int = 512) -> float:
+    """Mean epsilon-MSE over ``repeats`` fixed (t, noise) draws per image (drawn on the CPU)."""
+    was_training = unet.training
     unet.eval()
     total, count = 0.0, 0
+    dev = x.device
     for r in range(repeats):
         g = torch.Generator().manual_seed(seed + r)
-        t = torch.randint(0, 1000, (x.shape[0],), generator=g)
-        noise = torch.randn(x.shape, generator=g)
+        t = torch.randint(0, 1000, (x.shape[0],), generator=g).to(dev)
+        noise = torch.randn(x.shape, generator=g).to(dev)
         for i in range(0, x.shape[0], batch):
             sl = slice(i, i + batch)
             n = x[sl].shape[0]
             total += float(diffusion_loss(unet, x[sl], t[sl], noise[sl])) * n
             count += n
-    unet.train()
+    unet.train(was_training)
     return total / count
 
 
 def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup: int, seed: int,
-          ema_decay: float, masks: dict | None = None, log_every: int = 100, tag: str = "train"):
+          ema_decay: float, masks: dict | None = None, log_every: int = 500, tag: str = "train",
+          curve_every: int = 0, val: torch.Tensor | None = None):
     """AdamW + linear warmup + cosine decay (to lr/10), grad-clip 1, EMA; masks kept applied.
 
     Returns ``(ema_unet, info)``. ``masks``: name -> bool weight-shaped mask (re-applied to the
     gradients before and to the weights after every optimizer step; the EMA stays masked too).
+    ``curve_every``: every that many steps the EMA model's val loss goes into ``info["curve"]``.
+    Minibatch order comes from a CPU generator; timesteps and noise from a generator on the training
+    device (the same stream for the same device kind).
     """
+    dev = data.device
     layers = dict(unet.named_modules())
     if masks:
+        masks = {k: v.to(dev) for k, v in masks.items()}
         with torch.no_grad():
             for k, mk in masks.items():
                 layers[k].weight.mul_(mk)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
+    kw = {"fused": True} if dev.type == "cuda" else {}
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0, **kw)
+    g = torch.Generator().manual_seed(seed)                      # data order (CPU)
+    gd = g if dev.type == "cpu" else torch.Generator(device=dev).manual_seed(seed + 7919)   # t, noise
     n = data.shape[0]
     perm, pos = torch.randperm(n, generator=g), 0
-    losses, t0, smooth = [], time.time(), None
+    losses, curve, t0, smooth = [], [], time.time(), None
     unet.train()
     for step in range(steps):
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=g), 0
         idx = perm[pos:pos + batch]
         pos += batch
-        x0 = data[idx]
-        t = torch.randint(0, 1000, (batch,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        x0 = data[idx.to(dev)]
+        t = torch.randint(0, 1000, (batch,), generator=gd, device=dev)
+        noise = torch.randn(x0.shape, generator=gd, device=dev)
         cur_lr = lr * min(1.0, (step + 1) / max(1, warmup))
         if step >= warmup and steps > warmup:
             frac = (step - warmup) / (steps - warmup)
@@ -187,46 +222,33 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
                 for k, mk in masks.items():
                     layers[k].weight.mul_(mk)
             d = min(ema_decay, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.mul_(d).add_(p.detach(), alpha=1 - d)
-        lv = float(loss.detach())
-        losses.append(lv)
-        smooth = lv if smooth is None else 0.99 * smooth + 0.01 * lv
-        if log_every and ((step + 1) % log_every == 0 or step == 0):
+            torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in unet.parameters()], 1 - d)
+        if log_every and ((step + 1) % log_every == 0 or step == 0 or step == steps - 1):
+            lv = float(loss.detach())
+            losses.append((step + 1, lv))
+            smooth = lv if smooth is None else 0.8 * smooth + 0.2 * lv
             el = time.time() - t0
-            print(f"[{tag}] step {step + 1}/{steps} loss {lv:.4f} (ema {smooth:.4f}) lr {cur_lr:.2e} "
-                  f"{(step + 1) / el:.2f} it/s, {el:.0f}s", flush=True)
+            print(f"[{tag}] step {step + 1}/{steps} loss {lv:.4f} (smoothed {smooth:.4f}) lr {cur_lr:.2e} "
+                  f"{(step + 1) / el:.1f} it/s, {el:.0f}s", flush=True)
+        if curve_every and val is not None and ((step + 1) % curve_every == 0 or step == steps - 1):
+            curve.append({"step": step + 1, "train_loss_last": float(loss.detach()),
+                          "val_loss_ema": eval_loss(ema, val, 2, seed=10_000),
+                          "wall_s": round(time.time() - t0, 1)})
+            print(f"[{tag}] curve step {step + 1}: val loss (EMA) {curve[-1]['val_loss_ema']:.5f}", flush=True)
     wall = time.time() - t0
     if masks:
         ema_layers = dict(ema.named_modules())
         with torch.no_grad():
             for k, mk in masks.items():
                 ema_layers[k].weight.mul_(mk)
-    tail = losses[-min(len(losses), 100):] if losses else [float("nan")]
     info = dict(steps=steps, batch=batch, lr=lr, warmup_steps=warmup, lr_schedule="linear warmup + cosine to lr/10",
                 optimizer="AdamW(betas=(0.9,0.999), weight_decay=0)", grad_clip=1.0, ema_decay=ema_decay,
-                seed=seed, final_train_loss=float(np.mean(tail)), final_train_loss_window=len(tail),
-                wall_time_s=round(wall, 1), steps_per_s=round(steps / wall, 3) if wall > 0 else None)
+                ema_warmup="decay = min(ema_decay, (1+step)/(10+step))", seed=seed,
+                logged_train_loss=losses, wall_time_s=round(wall, 1),
+                steps_per_s=round(steps / wall, 2) if wall > 0 else None)
+    if curve:
+        info["curve"] = curve
     return ema, info
-
-
-@torch.no_grad()
-def ddim_samples(unet, n: int, steps: int, seed: int = 0, batch: int = 64) -> np.ndarray:
-    from diffusers import DDIMScheduler, DDPMScheduler
-    sched = DDIMScheduler.from_config(DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG).config)
-    sched.set_timesteps(steps)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((n, 3, 32, 32), generator=g)
-    unet.eval()
-    outs = []
-    for i in range(0, n, batch):
-        xi = x[i:i + batch]
-        for t in sched.timesteps:
-            eps = unet(xi, t).sample
-            xi = sched.step(eps, t, xi, eta=0.0).prev_sample
-        outs.append(xi)
-    x = torch.cat(outs).clamp(-1, 1)
-    return ((x + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def sparsity_stats(unet) -> dict:
@@ -259,12 +281,19 @@ def assert_strict_2of4(unet, name: str) -> None:
             raise AssertionError(f"{name}: layer {k} is not 2:4 (compliance {c.compliance:.4f})")
 
 
-def save_model(unet, path: Path) -> None:
+def save_pipeline_fp16(unet, path: Path) -> None:
+    """A diffusers DDPMPipeline folder with float16 safetensors weights (loads back as float32)."""
     from diffusers import DDPMPipeline, DDPMScheduler
     if path.exists():
         shutil.rmtree(path)
-    pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG))
-    pipe.save_pretrained(str(path), safe_serialization=True)
+    half = copy.deepcopy(unet).to("cpu").half()
+    DDPMPipeline(unet=half, scheduler=DDPMScheduler(**DDPM_CIFAR10_SCHEDULER_CONFIG)).save_pretrained(
+        str(path), safe_serialization=True)
+
+
+def reload_unet(path: Path, device):
+    from diffusers import UNet2DModel
+    return UNet2DModel.from_pretrained(str(path), subfolder="unet").to(device).float()
 
 
 def noncompliant_masks(unet) -> dict:
@@ -277,7 +306,7 @@ def noncompliant_masks(unet) -> dict:
     """
     out = {}
     for k, mod in masked_layers(unet).items():
-        w = mod.weight.detach()
+        w = mod.weight.detach().cpu()
         g = mpt.group_view(w.abs(), M)
         keep = torch.zeros_like(g, dtype=torch.bool)
         keep.scatter_(1, g.topk(3, dim=1).indices, True)
@@ -289,326 +318,491 @@ def noncompliant_masks(unet) -> dict:
     return out
 
 
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(out: Path) -> dict:
+    files = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out).as_posix()
+        if p.is_file() and p.name != "MANIFEST.json" and not rel.startswith((".work/", "docs/")):
+            files[rel] = {"sha256": sha256(p), "bytes": p.stat().st_size}
+    manifest = {"files": files, "total_bytes": sum(f["bytes"] for f in files.values())}
+    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------------
+# MaskPro run (trainer format)
+# ------------------------------------------------------------------------------------------------
+def trainer_state_dict(unet, dense_w: dict, logits: dict, current: dict) -> dict:
+    """``model_state_dict`` of the MaskPro trainer: wrapped layers (original_layer.*, mask_logits,
+    current_mask), float16 (current_mask bool) to fit the repo; every other tensor under its plain name."""
+    sd = {}
+    layers = set(dense_w)
+    for k, v in unet.state_dict().items():
+        layer, _, leaf = k.rpartition(".")
+        if layer in layers:
+            sd[f"{layer}.original_layer.{leaf}"] = (dense_w[layer] if leaf == "weight" else v).detach().cpu().half()
+        else:
+            sd[k] = v.detach().cpu().half()
+    for layer in sorted(layers):
+        shape = dense_w[layer].shape
+        sd[f"{layer}.mask_logits"] = logits[layer].detach().cpu().half()
+        sd[f"{layer}.current_mask"] = mpt.ungroup_view(current[layer].cpu(), shape)   # bool: 1 byte/entry
+    return sd
+
+
+def training_config(seed: int, steps: int, epochs: int, lr: float, batch: int, samples: int) -> dict:
+    return {"model": {"pruned_model_path": f"{RUN_DIR}/{RUN_BASE}", "n": N, "m": M,
+                      "target_layers": [".*conv.*", ".*linear.*", ".*to_[qkv].*", ".*proj.*", ".*to_out.*",
+                                        ".*time_emb_proj.*"],
+                      "exclude_layers": list(DEFAULT_EXCLUDE_LAYERS)},
+            "training": {"epochs": epochs, "steps": steps, "steps_per_epoch": steps // epochs, "batch_size": batch,
+                         "mask_lr": lr, "mask_optimizer": "adam", "model_lr": 0.0, "freeze_weights": True,
+                         "samples_per_step": samples, "seed": seed},
+            "maskpro": {"estimator": "REINFORCE", "baseline": "loss residual vs the initial (magnitude) mask on "
+                        "the same minibatch, minus its moving average", "init": "magnitude logits",
+                        "sampling": "N of M without replacement (Gumbel-top-k)"}}
+
+
+# ------------------------------------------------------------------------------------------------
+# grids (the suite's own sampler and seed rule)
+# ------------------------------------------------------------------------------------------------
+def make_grids(zoo_dir: Path, docs: Path, count: int = 64, steps: int | None = None, device: str = "cpu") -> dict:
+    """``docs/<name>.png``: samples 0..count-1 of each zoo model by ``maskpro_eval.sampling.standard.generate``
+    (DDIM, eta 0, seed 0: the full tier's protocol); ``docs/heldout.png``: the first held-out digits."""
+    from maskpro_eval.checkpoints.load import load_checkpoint
+    from maskpro_eval.sampling.config import SamplingConfig
+    from maskpro_eval.sampling.standard import generate
+    timings = {}
+    with np.load(zoo_dir / REFERENCE_NAME) as d:
+        save_grid(d["images"][:count], docs / "heldout.png")
+    cfg = SamplingConfig(sampler="ddim", num_inference_steps=steps, eta=0.0, seed=0, batch_size=count, device=device)
+    for name in MODEL_NAMES:
+        t0 = time.time()
+        ck = load_checkpoint(zoo_dir / name)
+        imgs = generate(ck.unet, cfg, count=count, start=0, scheduler_config=ck.scheduler, progress=False)
+        save_grid(imgs, docs / f"{name}.png")
+        timings[name] = round(time.time() - t0, 1)
+        print(f"grid {name}: {timings[name]}s", flush=True)
+    return timings
+
+
+def plot_curve(curve_json: Path, png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    data = json.loads(curve_json.read_text())
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    dc = data["dense"]
+    axes[0].plot([c["step"] for c in dc], [c["val_loss_ema"] for c in dc], "o-", label="val loss (EMA weights)")
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("epsilon-MSE")
+    axes[0].set_yscale("log")
+    axes[0].set_title("dense training (val split)")
+    axes[0].legend()
+    mp = data["maskpro"]
+    axes[1].plot([e["epoch"] for e in mp], [e["val_loss"] for e in mp], "o-", label="val loss (top-2 mask)")
+    axes[1].plot([e["epoch"] for e in mp], [e["mask_sampled_loss"] for e in mp], "s--", label="sampled masks (train)")
+    axes[1].set_xlabel("MaskPro epoch")
+    axes[1].set_title("MaskPro mask learning (weights frozen)")
+    axes[1].legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="zoo directory (default: src/maskpro_eval/demo_zoo; "
-                    "with --quick-check a temp dir)")
-    ap.add_argument("--docs", type=Path, default=None, help="grid PNG directory (default docs/zoo; "
-                    "with --quick-check OUT/docs)")
-    ap.add_argument("--steps", type=int, default=None, help="dense training steps (default 4000)")
-    ap.add_argument("--finetune-steps", type=int, default=None, help="masked fine-tune steps of the 2:4 models (default 600)")
-    ap.add_argument("--noncompliant-steps", type=int, default=None,
-                    help="masked fine-tune steps of the noncompliant model (default 200)")
-    ap.add_argument("--maskpro-steps", type=int, default=None, help="MaskPro mask-learning steps (default 200)")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1.5e-3)
+                    "with --smoke a temp dir)")
+    ap.add_argument("--docs", type=Path, default=None, help="grid/curve PNG directory (default docs/zoo; "
+                    "with --smoke OUT/docs)")
+    ap.add_argument("--work", type=Path, default=None, help="stage states (float32) for --resume (default .zoo_work; --smoke: OUT/.work)")
+    ap.add_argument("--resume", action="store_true", help="skip the stages whose states are in --work")
+    ap.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
+    for key, (real, _smoke) in BUDGETS.items():
+        ap.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"default {real}")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-3, help="dense learning rate (fine-tunes use lr/5)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: on a shared, oversubscribed CPU one thread is faster "
-                    "than two; results are only bit-reproducible for the same thread count)")
-    ap.add_argument("--sample-steps", type=int, default=None, help="DDIM steps for grids (default 100)")
-    ap.add_argument("--quick-check", action="store_true", help="a few steps of everything into a temp dir")
+    ap.add_argument("--threads", type=int, default=1, help="CPU torch threads (bit-reproducible per thread count)")
+    ap.add_argument("--grids", action="store_true", help="only make docs/zoo grids from the zoo at --out (suite sampler)")
+    ap.add_argument("--grid-steps", type=int, default=None, help="DDIM steps of the grids (default 100)")
+    ap.add_argument("--smoke", "--quick-check", dest="smoke", action="store_true",
+                    help="a few steps of everything on the CPU into a temp dir (tests)")
     args = ap.parse_args(argv)
 
-    quick = args.quick_check
-    steps = args.steps if args.steps is not None else (4 if quick else 4000)
-    ft_steps = args.finetune_steps if args.finetune_steps is not None else (2 if quick else 600)
-    nc_steps = args.noncompliant_steps if args.noncompliant_steps is not None else (2 if quick else 200)
-    mp_steps = args.maskpro_steps if args.maskpro_steps is not None else (2 if quick else 200)
-    sample_steps = args.sample_steps if args.sample_steps is not None else (3 if quick else 100)
-    n_samples = 8 if quick else 64
-    batch = 8 if quick and args.batch == 32 else args.batch
-    eval_repeats = 1 if quick else 4
-    if args.out is not None:
-        out = args.out
-    elif quick:
-        out = Path(tempfile.mkdtemp(prefix="demo_zoo_quick_"))
-    else:
-        out = REPO / "src" / "maskpro_eval" / "demo_zoo"
-    docs = args.docs if args.docs is not None else (out / "docs" if quick else REPO / "docs" / "zoo")
+    smoke = args.smoke
+    out = args.out or (Path(tempfile.mkdtemp(prefix="demo_zoo_smoke_")) if smoke else REPO / "src" / "maskpro_eval" / "demo_zoo")
+    docs = args.docs or (out / "docs" if smoke else REPO / "docs" / "zoo")
+    import diffusers
+    diffusers.utils.logging.set_verbosity_error()
+    if args.grids:
+        make_grids(out, docs, steps=args.grid_steps)
+        if (out / "training_curve.json").is_file():
+            plot_curve(out / "training_curve.json", docs / "training_curve.png")
+        return 0
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    if smoke:
+        device = torch.device("cpu") if args.device == "auto" else device
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    b = {k: (getattr(args, k) if getattr(args, k) is not None else (v[1] if smoke else v[0])) for k, v in BUDGETS.items()}
+    batch = 8 if smoke and args.batch == 256 else args.batch
+    eval_repeats = 1 if smoke else 4
+    work = args.work or (out / ".work" if smoke else REPO / ".zoo_work")
     out.mkdir(parents=True, exist_ok=True)
     docs.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
 
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)   # bit-reproducible for one thread count
+    else:
+        # Seeded, same data order and noise stream per device kind; NOT bitwise deterministic: under
+        # torch.use_deterministic_algorithms a training step took 70 ms on an H200 (14 it/s) instead of ~10.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    nondeterministic: list[str] = []
+    warnings.showwarning = (lambda msg, *a, **k: nondeterministic.append(str(msg)[:200]))
     torch.manual_seed(args.seed)
-    import diffusers
     import sklearn
-    diffusers.utils.logging.set_verbosity_error()   # no "accelerate not found" noise on reload
     versions = dict(torch=torch.__version__, diffusers=diffusers.__version__, sklearn=sklearn.__version__,
-                    numpy=np.__version__, python=platform.python_version())
+                    numpy=np.__version__, python=platform.python_version(),
+                    cuda=torch.version.cuda if device.type == "cuda" else None)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     cmd = " ".join(["python scripts/build_demo_zoo.py", *(argv if argv is not None else sys.argv[1:])])
     t_start = time.time()
     timings: dict[str, float] = {}
+    print(f"device: {device} ({device_name}); torch {torch.__version__}; budgets {b}; batch {batch}", flush=True)
 
     # ---- data ------------------------------------------------------------------------------
-    t0 = time.time()
     u8 = digits_uint8()
-    np.savez_compressed(out / REFERENCE_NAME, images=u8)
-    save_grid(u8[:64], docs / "data.png")
+    sp = split_indices(len(u8), args.seed)
+    np.savez_compressed(out / REFERENCE_NAME, images=u8[sp["test"]], indices=sp["test"])
     x_all = to_model_space(u8)
-    x_train, x_val = split(x_all, args.seed)
-    if quick:
-        x_train, x_val = x_train[:64], x_val[:16]
-    x_train_eval = x_train[:256]
-    timings["data"] = time.time() - t0
-    print(f"data: train {tuple(x_train.shape)} val {tuple(x_val.shape)}; reference "
-          f"{(out / REFERENCE_NAME).stat().st_size / 1e6:.2f} MB", flush=True)
+    x_train, x_val, x_test = (x_all[sp[k]].to(device) for k in ("train", "val", "test"))
+    if smoke:
+        x_train, x_val, x_test = x_train[:64], x_val[:16], x_test[:16]
+    data_card = dict(source="sklearn.datasets.load_digits (1797 8x8 images, values 0..16)",
+                     preprocessing="bilinear upscale to 32x32 (align_corners=False, no antialias), x/16 -> 0..255 "
+                     "uint8 (rounded), grey replicated to RGB, /127.5-1 -> [-1,1]",
+                     split=f"torch.randperm(1797, seed={args.seed}): first {NUM_TEST} = test (held out: no model "
+                     f"trains on it or is chosen by it; the demo FID reference), next {NUM_VAL} = val (curves, best "
+                     "epoch), rest = train", train_images=int(x_train.shape[0]), val_images=int(x_val.shape[0]),
+                     test_images=int(x_test.shape[0]), reference=f"{REFERENCE_NAME} (key images: the {NUM_TEST} test "
+                     "images; key indices: their load_digits indices)")
 
     def losses_of(unet) -> dict:
         return dict(val_loss=eval_loss(unet, x_val, eval_repeats, seed=10_000),
-                    train_eval_loss=eval_loss(unet, x_train_eval, eval_repeats, seed=20_000))
+                    test_loss=eval_loss(unet, x_test, eval_repeats, seed=30_000),
+                    train_eval_loss=eval_loss(unet, x_train[:256], eval_repeats, seed=20_000))
 
-    log_every = 1 if quick else 100
+    log_every = 1 if smoke else (1000 if device.type == "cuda" else 100)
     cards: dict[str, dict] = {}
-    models: dict[str, torch.nn.Module] = {}
-    common = dict(architecture="diffusers.UNet2DModel (DDPM CIFAR-10 block layout, shrunk)",
-                  unet_config=ZOO_UNET_CONFIG, scheduler="DDPMScheduler, DDPM CIFAR-10 config "
-                  "(1000 steps, linear betas 1e-4..0.02, clip_sample, fixed_large, epsilon)",
-                  data=dict(source="sklearn.datasets.load_digits (1797 8x8 images, values 0..16)",
-                            preprocessing="bilinear upscale to 32x32 (align_corners=False, no antialias), "
-                            "x/16 -> 0..255 uint8 (rounded), grey replicated to RGB, /127.5-1 -> [-1,1]",
-                            train_images=int(x_train.shape[0]), val_images=int(x_val.shape[0]),
-                            split=f"torch.randperm(1797, seed={args.seed}); first {NUM_VAL} = val",
-                            reference=REFERENCE_NAME + " (all 1797 images)"),
-                  loss_protocol=f"epsilon-MSE, t ~ U{{0..999}}, {eval_repeats} fixed (t, noise) draws per "
-                  "image; val = held-out images, train_eval = first 256 train images",
-                  device="cpu", threads=args.threads, versions=versions, command=cmd,
-                  masking=dict(layout="row-major: weight viewed as (out, in*kh*kw), "
-                               "groups of 4 consecutive elements",
-                               excluded_layers=list(DEFAULT_EXCLUDE_LAYERS),
-                               masked_layers="every Conv2d/Linear not matching excluded_layers "
-                               "(listed under masked_layers; for dense: the layers the pruned models mask)"))
+    stage_file = lambda name: work / f"{name}.pt"  # noqa: E731
 
-    # ---- (a) dense -------------------------------------------------------------------------
-    unet = new_unet(args.seed)
-    n_params = sum(p.numel() for p in unet.parameters())
-    print(f"UNet: {n_params:,} parameters", flush=True)
-    dense, info = train(unet, x_train, steps=steps, batch=batch, lr=args.lr, warmup=min(200, steps // 10),
-                        seed=args.seed, ema_decay=0.995, log_every=log_every, tag="dense")
-    timings["dense_train"] = info["wall_time_s"]
-    models["dense"] = dense
-    cards["dense"] = dict(name="dense", description="Dense tiny DDPM UNet trained from scratch on 32px "
-                          "digits (EMA weights). The baseline of the demo zoo.", training=info,
-                          nm_pattern=None, **losses_of(dense))
-    save_model(dense, out / "dense")
-    print(f"dense: {cards['dense']['val_loss']=:.4f}", flush=True)
+    def stage(name: str, fn):
+        """Run ``fn() -> (state_dict, card)`` or reuse its saved float32 state (``--resume``)."""
+        path = stage_file(name)
+        if args.resume and path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+            print(f"{name}: reused stage state {path}", flush=True)
+            return saved["state"], saved["card"], saved.get("extra")
+        t0 = time.time()
+        state, card, extra = fn()
+        timings[name] = round(time.time() - t0, 1)
+        card["built_on"] = dict(device=device.type, device_name=device_name, versions=versions, command=cmd.strip(),
+                                date=_dt.date.today().isoformat(), wall_s=timings[name], batch=batch)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"state": state, "card": card, "extra": extra}, tmp)
+        os.replace(tmp, path)
+        return state, card, extra
 
-    dense_state = {k: v.clone() for k, v in dense.state_dict().items()}
-    dense_layers = masked_layers(dense)
-    dense_w = {k: m.weight.detach().clone() for k, m in dense_layers.items()}
+    # ---- dense -----------------------------------------------------------------------------
+    def dense_stage():
+        unet = new_unet(args.seed, device)
+        ema, info = train(unet, x_train, steps=b["dense_steps"], batch=batch, lr=args.lr,
+                          warmup=min(500, b["dense_steps"] // 10), seed=args.seed, ema_decay=0.9995,
+                          log_every=log_every, tag="dense", curve_every=max(1, b["dense_steps"] // 12), val=x_val)
+        return {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}, {"training": info}, None
 
-    def fine_tune(masks: dict, tag: str, seed_off: int, n_steps: int):
-        u = new_unet(args.seed)
+    dense_state, dense_card, _ = stage("dense", dense_stage)
+    cards["dense"] = dict(name="dense", description="Dense DDPM UNet trained from scratch on the 32px digits "
+                          "(train split), EMA weights, then the same fine-tune as the *_ft models (unmasked). The "
+                          "baseline of the demo zoo. The pruned models start from it before that fine-tune "
+                          f"(= {RUN_DIR}/{RUN_BASE}).", nm_pattern=None, **dense_card)
+
+    def from_dense():
+        u = new_unet(args.seed, device)
         u.load_state_dict(dense_state)
-        return train(u, x_train, steps=n_steps, batch=batch, lr=args.lr * 0.5,
-                     warmup=min(50, max(1, n_steps // 10)), seed=args.seed + seed_off,
-                     ema_decay=0.995, masks=masks, log_every=log_every, tag=tag)
+        return u
 
-    def one_shot(masks: dict):
-        u = new_unet(args.seed)
-        u.load_state_dict(dense_state)
+    dense_w = {k: mod.weight.detach().clone() for k, mod in masked_layers(from_dense()).items()}
+
+    def masked_copy(masks: dict):
+        u = from_dense()
         lay = dict(u.named_modules())
         with torch.no_grad():
             for k, mk in masks.items():
-                lay[k].weight.mul_(mk)
+                lay[k].weight.mul_(mk.to(device))
         return u
 
-    # ---- (b) magnitude 2:4 -----------------------------------------------------------------
+    # ---- magnitude 2:4, one shot ---------------------------------------------------------------
+    mag_masks = {k: magnitude_nm_mask(w.cpu(), N, M, "row") for k, w in dense_w.items()}
+    mag_state = {k: v.cpu() for k, v in masked_copy(mag_masks).state_dict().items()}
+    cards["magnitude_2of4"] = dict(name="magnitude_2of4", parent="dense", nm_pattern="2:4", description=(
+        "dense -> one-shot magnitude 2:4 (row-major groups of 4: keep the 2 largest |w|) on the masked "
+        "layers; no training."))
+
+    # ---- MaskPro 2:4: weights frozen, mask distribution learned ---------------------------------
+    mp_lr, mp_samples, mp_momentum, mp_temp = 0.02, b["maskpro_samples"], 0.9, 5.0
+    steps_per_epoch = max(1, b["maskpro_steps"] // b["maskpro_epochs"])
+    mp_steps = steps_per_epoch * b["maskpro_epochs"]
+
+    def maskpro_stage():
+        probe = from_dense().eval().requires_grad_(False)
+        probe_layers = masked_layers(probe)
+        g = torch.Generator().manual_seed(args.seed + 3)
+        gd = g if device.type == "cpu" else torch.Generator(device=device).manual_seed(args.seed + 5)
+        cache: dict = {}
+
+        def minibatch(step):
+            if step not in cache:
+                cache.clear()
+                idx = torch.randint(0, x_train.shape[0], (batch,), generator=g)
+                cache[step] = (x_train[idx.to(device)], torch.randint(0, 1000, (batch,), generator=gd, device=device),
+                               torch.randn((batch, 3, 32, 32), generator=gd, device=device))
+            return cache[step]
+
+        dense_dev = {k: v.to(device) for k, v in dense_w.items()}
+
+        def mp_loss(masks: dict, step: int) -> float:
+            mpt.apply_grouped_masks(probe_layers, dense_dev, masks)
+            x0, t, noise = minibatch(step)
+            with torch.no_grad():
+                return float(diffusion_loss(probe, x0, t, noise))
+
+        def val_of(masks: dict) -> float:
+            mpt.apply_grouped_masks(probe_layers, dense_dev, masks)
+            return eval_loss(probe, x_val, 2, seed=10_000)
+
+        logits = {k: mpt.magnitude_logits(w, M, mp_temp) for k, w in dense_dev.items()}
+        init_top = {k: mpt.final_mask(v, N) for k, v in logits.items()}
+        logs, epochs, t0 = [], [], time.time()
+        gen = torch.Generator(device=device).manual_seed(args.seed + 4)
+        best = None
+        last_drawn = init_top
+        for epoch in range(1, b["maskpro_epochs"] + 1):
+            # one epoch = steps_per_epoch policy-gradient steps; learn_masks continues exactly (logits, Adam
+            # state, baseline), so the epochs are one run cut in pieces.
+            offset = (epoch - 1) * steps_per_epoch
+            logits, log = mpt.learn_masks(lambda mk, s: mp_loss(mk, offset + s), logits, N, steps_per_epoch,
+                                          lr=mp_lr, num_samples=mp_samples, baseline_momentum=mp_momentum,
+                                          reference=init_top, optimizer="adam", generator=gen,
+                                          resume=epochs[-1]["resume"] if epochs else None)
+            last_drawn = {k: mpt.sample_nm_mask(v, N, gen) for k, v in logits.items()}
+            top = {k: mpt.final_mask(v, N) for k, v in logits.items()}
+            entry = {"epoch": epoch, "step": epoch * steps_per_epoch,
+                     "mask_sampled_loss": float(np.mean(log.sampled_loss)),
+                     "reference_loss": float(np.mean(log.reference_loss)),
+                     "val_loss": val_of(top),
+                     "changed_vs_magnitude": 1.0 - mpt.masks_equal_fraction(top, init_top),
+                     "sparsity": 0.5, "nm_compliance": 1.0, "wall_s": round(time.time() - t0, 1)}
+            logs.append(entry)
+            print(f"[maskpro] epoch {epoch}: sampled {entry['mask_sampled_loss']:.4f} ref "
+                  f"{entry['reference_loss']:.4f} val(top-2) {entry['val_loss']:.5f} changed "
+                  f"{entry['changed_vs_magnitude']:.4f} {entry['wall_s']}s", flush=True)
+            epochs.append({"epoch": epoch, "logits": {k: v.detach().cpu().clone() for k, v in logits.items()},
+                           "current": {k: v.cpu() for k, v in last_drawn.items()}, "log": dict(entry),
+                           "resume": log.resume})
+            if best is None or entry["val_loss"] < best["val_loss"]:
+                best = dict(entry)
+        final = {k: mpt.ungroup_view(mpt.final_mask(v, N), dense_w[k].shape).cpu() for k, v in logits.items()}
+        state = {k: v.cpu() for k, v in masked_copy(final).state_dict().items()}
+        info = dict(steps=mp_steps, epochs=b["maskpro_epochs"], steps_per_epoch=steps_per_epoch, batch=batch,
+                    optimizer="Adam on logits", lr=mp_lr, samples_per_step=mp_samples,
+                    baseline=f"L(sampled) - L(initial magnitude mask) on the same minibatch, minus its moving average "
+                    f"(momentum {mp_momentum})", init=f"logits = {mp_temp} * |w| / max|w| of the group (top-2 == "
+                    "magnitude mask)", weights="frozen (dense EMA)", wall_time_s=round(time.time() - t0, 1),
+                    epochs_log=logs, best_epoch=best["epoch"], code="scripts/maskpro_training.learn_masks")
+        keep = {e["epoch"] for e in epochs[-KEEP_EPOCHS:]} | {best["epoch"]}
+        epochs = [e for e in epochs if e["epoch"] in keep]   # what the run directory ships
+        for e in epochs:
+            e.pop("resume", None)
+        return state, {"mask_learning": info}, {"epochs": epochs, "best_epoch": best["epoch"], "final": final}
+
+    mp_state, mp_card, mp_extra = stage("maskpro_2of4", maskpro_stage)
+    mp_masks = mp_extra["final"]
+    cards["maskpro_2of4"] = dict(name="maskpro_2of4", parent="dense", nm_pattern="2:4", description=(
+        "dense -> MaskPro 2:4 with the weights frozen: per-group logits (num_groups, 4) initialised from |w|, 2 of 4 "
+        "drawn without replacement from softmax(logits) (Gumbel-top-k), REINFORCE on the diffusion loss with the "
+        "loss residual vs the magnitude mask on the same minibatch minus its moving average; deployed mask = top-2 "
+        "logits. No weight is trained."), **mp_card)
+
+    # ---- the same masked fine-tune budget for both ----------------------------------------------
+    def fine_tune(masks: dict, tag: str, seed_off: int, n_steps: int):
+        def run():
+            u = from_dense()
+            ema, info = train(u, x_train, steps=n_steps, batch=batch, lr=args.lr / 5,
+                              warmup=min(200, max(1, n_steps // 10)), seed=args.seed + seed_off, ema_decay=0.999,
+                              masks=masks, log_every=log_every, tag=tag)
+            return {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}, {"fine_tune": info}, None
+        return run
+
+    ft_note = ("the masked fine-tune shared by both *_ft models (same steps, lr, seed and data order; weights and EMA "
+               "re-masked every step; zeros merged into the weights)")
+    s, c, _ = stage("magnitude_2of4_ft", fine_tune(mag_masks, "magnitude_ft", 1, b["finetune_steps"]))
+    ft_states = {"magnitude_2of4_ft": s}
+    cards["magnitude_2of4_ft"] = dict(name="magnitude_2of4_ft", parent="magnitude_2of4", nm_pattern="2:4",
+                                      description=f"magnitude_2of4 -> {ft_note}.", **c)
+    s, c, _ = stage("maskpro_2of4_ft", fine_tune(mp_masks, "maskpro_ft", 1, b["finetune_steps"]))
+    ft_states["maskpro_2of4_ft"] = s
+    cards["maskpro_2of4_ft"] = dict(name="maskpro_2of4_ft", parent="maskpro_2of4", nm_pattern="2:4",
+                                    description=f"maskpro_2of4 -> {ft_note}.", **c)
+    # the dense baseline gets the same fine-tune budget, unmasked: every shipped model has the same training
+    # (dense steps + the fine-tune), so a pruned model cannot beat dense just by having trained longer
+    s, c, _ = stage("dense_ft", fine_tune(None, "dense_ft", 1, b["finetune_steps"]))
+    dense_final = s
+    cards["dense"]["fine_tune"] = c["fine_tune"]
+    cards["dense"]["fine_tune_built_on"] = c.get("built_on")
+    nc_masks = noncompliant_masks(from_dense())
+    s, c, _ = stage("noncompliant", fine_tune(nc_masks, "noncompliant_ft", 2, b["noncompliant_steps"]))
+    ft_states["noncompliant"] = s
+    cards["noncompliant"] = dict(name="noncompliant", parent="dense", nm_pattern=None, description=(
+        "NEGATIVE-TEST model: 50% sparse on the masked layers but deliberately NOT 2:4: per layer the weakest third "
+        "of the row-major groups of 4 (by L2 norm) is emptied and every other group keeps its 3 largest |w| (3:4); "
+        "then a shorter masked fine-tune. Meets a 50% sparsity target; 2:4 compliance ~0.33."), **c)
+
+    # ---- export (float16), reload, measure -------------------------------------------------------
+    states = {"dense": dense_final, "magnitude_2of4": mag_state, "maskpro_2of4": mp_state, **ft_states}
     t0 = time.time()
-    mag_masks = {k: magnitude_nm_mask(w, N, M, "row") for k, w in dense_w.items()}
-    mag_oneshot = losses_of(one_shot(mag_masks))
-    mag, info = fine_tune(mag_masks, "magnitude_ft", 1, ft_steps)
-    assert_strict_2of4(mag, "magnitude_2of4")
-    models["magnitude_2of4"] = mag
-    cards["magnitude_2of4"] = dict(
-        name="magnitude_2of4", description="dense -> magnitude 2:4 (row-major) on the masked layers -> "
-        "masked fine-tune (weights and EMA re-masked every step); zeros merged into the weights.",
-        parent="dense", nm_pattern="2:4", fine_tune=info, one_shot_before_fine_tune=mag_oneshot,
-        **losses_of(mag))
-    save_model(mag, out / "magnitude_2of4")
-    timings["magnitude_2of4"] = time.time() - t0
-
-    # ---- (c) non-compliant -----------------------------------------------------------------
-    t0 = time.time()
-    nc_masks = noncompliant_masks(dense)
-    nc, info = fine_tune(nc_masks, "noncompliant_ft", 2, nc_steps)
-    models["noncompliant"] = nc
-    st = sparsity_stats(nc)
-    if not st["compliance_2of4_row"] < 0.5:
-        raise AssertionError(f"noncompliant model is too 2:4 compliant: {st['compliance_2of4_row']:.3f}")
-    cards["noncompliant"] = dict(
-        name="noncompliant", description="NEGATIVE-TEST model: 50% sparse on the masked layers but "
-        "deliberately NOT 2:4: per layer the weakest third of the row-major groups of 4 (by L2 norm) "
-        "is emptied and every other group keeps its 3 largest |w| (3:4); then a shorter masked "
-        "fine-tune (same recipe as magnitude_2of4). Meets a 50% sparsity target; 2:4 compliance ~0.33.",
-        parent="dense", nm_pattern=None, fine_tune=info, **losses_of(nc))
-    save_model(nc, out / "noncompliant")
-    timings["noncompliant"] = time.time() - t0
-
-    # ---- (d) MaskPro 2:4 (learned masks) ---------------------------------------------------
-    t0 = time.time()
-    mp_temperature, mp_lr, mp_samples, mp_momentum, mp_batch = 5.0, 0.02, 2, 0.9, batch
-    probe = new_unet(args.seed)
-    probe.load_state_dict(dense_state)
-    probe.eval().requires_grad_(False)
-    probe_layers = masked_layers(probe)
-    g = torch.Generator().manual_seed(args.seed + 3)
-    mp_batches = []
-    for _ in range(mp_steps):
-        idx = torch.randint(0, x_train.shape[0], (mp_batch,), generator=g)
-        mp_batches.append((idx, torch.randint(0, 1000, (mp_batch,), generator=g),
-                           torch.randn((mp_batch, 3, 32, 32), generator=g)))
-
-    def mp_loss(masks: dict, step: int) -> float:
-        mpt.apply_grouped_masks(probe_layers, dense_w, masks)
-        idx, t, noise = mp_batches[step]
-        with torch.no_grad():
-            return float(diffusion_loss(probe, x_train[idx], t, noise))
-
-    def cb(step, log):
-        if (step + 1) % (1 if quick else 25) == 0 or step == 0:
-            ch = [c for c in log.changed_vs_init if not math.isnan(c)]
-            print(f"[maskpro] step {step + 1}/{mp_steps} sampled {log.sampled_loss[-1]:.4f} "
-                  f"ref {log.reference_loss[-1]:.4f} baseline {log.baseline[-1]:+.5f} "
-                  f"changed {ch[-1] if ch else 0:.4f} {time.time() - t0:.0f}s", flush=True)
-
-    init_logits = {k: mpt.magnitude_logits(w, M, mp_temperature) for k, w in dense_w.items()}
-    logits, mplog = mpt.learn_masks(mp_loss, init_logits, N, mp_steps, lr=mp_lr, num_samples=mp_samples,
-                                    baseline_momentum=mp_momentum, reference="initial", optimizer="adam",
-                                    generator=torch.Generator().manual_seed(args.seed + 4), callback=cb)
-    learn_wall = time.time() - t0
-    mp_grouped = {k: mpt.final_mask(v, N) for k, v in logits.items()}
-    changed = 1.0 - mpt.masks_equal_fraction(mp_grouped, {k: mpt.group_view(v, M) for k, v in mag_masks.items()})
-    mp_masks = {k: mpt.ungroup_view(v, dense_w[k].shape) for k, v in mp_grouped.items()}
-    mp_oneshot = losses_of(one_shot(mp_masks))
-    mp, info = fine_tune(mp_masks, "maskpro_ft", 1, ft_steps)   # same recipe and data order as magnitude_2of4
-    assert_strict_2of4(mp, "maskpro_2of4")
-    models["maskpro_2of4"] = mp
-    mp_final = losses_of(mp)
-    sl = mplog.sampled_loss
-    k = max(1, len(sl) // 10)
-    cards["maskpro_2of4"] = dict(
-        name="maskpro_2of4", description="dense -> 2:4 masks LEARNED with MaskPro-style policy gradient "
-        "(weights frozen; per-group logits (num_groups, 4) initialised from |w|; N-of-M sampled without "
-        "replacement from softmax(logits) by Gumbel-top-k; REINFORCE on the diffusion loss with the "
-        "loss residual vs the initial magnitude mask on the same minibatch minus a moving-average "
-        "baseline; final mask = top-2 logits) -> the same masked fine-tune as magnitude_2of4 "
-        "(same steps, lr, seed and data order); zeros merged into the weights.",
-        parent="dense", nm_pattern="2:4",
-        mask_learning=dict(steps=mp_steps, batch=mp_batch, optimizer="Adam on logits", lr=mp_lr,
-                           samples_per_step=mp_samples, baseline="moving average (momentum "
-                           f"{mp_momentum}) of L(sampled) - L(initial magnitude mask)",
-                           init="logits = 5 * |w| / max|w| of the group (top-2 == magnitude mask)",
-                           init_temperature=mp_temperature, wall_time_s=round(learn_wall, 1),
-                           sampled_loss_first_10pct=float(np.mean(sl[:k])) if sl else None,
-                           sampled_loss_last_10pct=float(np.mean(sl[-k:])) if sl else None,
-                           groups_changed_vs_magnitude=changed,
-                           code="maskpro_training.learn_masks"),
-        one_shot_before_fine_tune=mp_oneshot, fine_tune=info, **mp_final)
-    save_model(mp, out / "maskpro_2of4")
-    timings["maskpro_2of4"] = time.time() - t0
-
-    # honest comparison, recorded in both cards
-    cmp = dict(equal_sparsity="2:4 on the same masked layers",
-               one_shot_val_loss=dict(magnitude=mag_oneshot["val_loss"], maskpro=mp_oneshot["val_loss"]),
-               one_shot_train_eval_loss=dict(magnitude=mag_oneshot["train_eval_loss"],
-                                             maskpro=mp_oneshot["train_eval_loss"]),
-               after_fine_tune_val_loss=dict(magnitude=cards["magnitude_2of4"]["val_loss"],
-                                             maskpro=mp_final["val_loss"]),
-               after_fine_tune_train_eval_loss=dict(magnitude=cards["magnitude_2of4"]["train_eval_loss"],
-                                                    maskpro=mp_final["train_eval_loss"]),
-               dense_val_loss=cards["dense"]["val_loss"])
-    cmp["winner_after_fine_tune_val"] = ("maskpro" if mp_final["val_loss"] < cards["magnitude_2of4"]["val_loss"]
-                                         else "magnitude")
-    cmp["winner_one_shot_val"] = "maskpro" if mp_oneshot["val_loss"] < mag_oneshot["val_loss"] else "magnitude"
-    cards["magnitude_2of4"]["comparison_magnitude_vs_maskpro"] = cmp
-    cards["maskpro_2of4"]["comparison_magnitude_vs_maskpro"] = cmp
-
-    # ---- samples, cards, ZOO.md ------------------------------------------------------------
-    t0 = time.time()
+    versions_line = f"torch {versions['torch']}, diffusers {versions['diffusers']}, scikit-learn {versions['sklearn']}"
+    common = dict(architecture="diffusers.UNet2DModel (DDPM CIFAR-10 block types, 32x32x3, narrower)",
+                  unet_config=ZOO_UNET_CONFIG, scheduler="DDPMScheduler, DDPM CIFAR-10 config (1000 steps, linear "
+                  "betas 1e-4..0.02, clip_sample, fixed_large, epsilon)", data=data_card,
+                  loss_protocol=f"epsilon-MSE, t ~ U{{0..999}}, {eval_repeats} fixed (t, noise) draws per image, on "
+                  "the reloaded float16->float32 shipped weights; val/test/train_eval = val split, held-out test "
+                  "split, first 256 train images", measured_on=device_name, export_command=cmd.strip(), weights_dtype="float16 safetensors (diffusers loads float32)",
+                  masking=dict(layout="row-major: weight viewed as (out, in*kh*kw), groups of 4 consecutive elements",
+                               excluded_layers=list(DEFAULT_EXCLUDE_LAYERS)))
     for name in MODEL_NAMES:
-        ts = time.time()
-        imgs = ddim_samples(models[name], n_samples, sample_steps, seed=0)
-        save_grid(imgs, docs / f"{name}.png")
-        print(f"samples {name}: {time.time() - ts:.0f}s", flush=True)
-    timings["sampling"] = time.time() - t0
-    total = time.time() - t_start
-    date = _dt.date.today().isoformat()
-    machine = f"{os.cpu_count()}-core CPU, {date}"
-    for name in MODEL_NAMES:
-        # reload from disk so the card describes exactly what was written
-        from diffusers import UNet2DModel
-        u = UNet2DModel.from_pretrained(str(out / name), subfolder="unet")
-        st = sparsity_stats(u)
-        if name in ("magnitude_2of4", "maskpro_2of4"):
-            assert_strict_2of4(u, name)
-        card = dict(cards[name])
-        card.update(common)
-        card["masking"] = dict(common["masking"], pattern={
-            "dense": "none (dense)", "magnitude_2of4": "2:4 (magnitude)", "maskpro_2of4": "2:4 (learned, MaskPro)",
-            "noncompliant": "50% unstructured-like (3:4 + emptied groups), NOT 2:4"}[name])
-        card.update(params=n_params, weights_bytes=(out / name / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size,
-                    masked_layers=list(st["per_layer"]), masked_layer_count=st["masked_layer_count"],
-                    masked_params=st["masked_params"], sparsity_masked_layers=st["sparsity_masked_layers"],
-                    sparsity_global=st["sparsity_global"], sparsity_global_definition="exact zeros / all parameters",
+        u = new_unet(args.seed, device)
+        u.load_state_dict(states[name])
+        save_pipeline_fp16(u, out / name)
+        r = reload_unet(out / name, device)
+        if name in ("magnitude_2of4", "maskpro_2of4", "magnitude_2of4_ft", "maskpro_2of4_ft"):
+            assert_strict_2of4(r, name)
+        st = sparsity_stats(r)
+        if name == "noncompliant" and not st["compliance_2of4_row"] < 0.5:
+            raise AssertionError(f"noncompliant model is too 2:4 compliant: {st['compliance_2of4_row']:.3f}")
+        card = dict(cards[name], **losses_of(r), **common)
+        wfile = out / name / "unet" / "diffusion_pytorch_model.safetensors"
+        card.update(params=sum(p.numel() for p in r.parameters()), weights_bytes=wfile.stat().st_size,
+                    weights_sha256=sha256(wfile), masked_layers=list(st["per_layer"]),
+                    masked_layer_count=st["masked_layer_count"], masked_params=st["masked_params"],
+                    sparsity_masked_layers=st["sparsity_masked_layers"], sparsity_global=st["sparsity_global"],
                     compliance_2of4_row=st["compliance_2of4_row"], per_layer=st["per_layer"],
-                    sample_grid=f"docs/zoo/{name}.png (DDIM-{sample_steps}, eta 0, seed 0)",
-                    machine=machine, build_total_wall_time_s=round(total, 1))
+                    sample_grid=f"docs/zoo/{name}.png (python scripts/build_demo_zoo.py --grids)")
         cards[name] = card
         (out / name / "zoo_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"{name:>18}: val {card['val_loss']:.5f} test {card['test_loss']:.5f} sparsity(masked) "
+              f"{st['sparsity_masked_layers']:.3f} 2:4 compliance {st['compliance_2of4_row']:.3f}", flush=True)
 
-    def train_time(name):
-        c = cards[name]
-        t = c.get("training", {}).get("wall_time_s", 0) + c.get("fine_tune", {}).get("wall_time_s", 0)
-        t += c.get("mask_learning", {}).get("wall_time_s", 0)
-        return t
+    # ---- the MaskPro run directory (trainer format) --------------------------------------------
+    run = out / RUN_DIR
+    if run.exists():
+        shutil.rmtree(run)
+    save_pipeline_fp16(from_dense(), run / RUN_BASE)
+    ck_dir = run / "maskpro" / "training" / "checkpoints"
+    ck_dir.mkdir(parents=True)
+    epochs = mp_extra["epochs"]
+    logs_all = [e["log"] for e in epochs]
+    config = training_config(args.seed, mp_steps, b["maskpro_epochs"], mp_lr, batch, mp_samples)
+    base_unet = from_dense()
+    best_val = min(e["val_loss"] for e in logs_all)
 
+    def trainer_ckpt(e):
+        upto = [x for x in logs_all if x["epoch"] <= e["epoch"]]
+        return {"epoch": e["epoch"], "step": e["log"]["step"],
+                "model_state_dict": trainer_state_dict(base_unet, dense_w, e["logits"], e["current"]),
+                "model_optimizer_state_dict": {}, "mask_optimizer_state_dict": {"note": "state stripped to fit the repo"},
+                "model_scheduler_state_dict": {}, "mask_scheduler_state_dict": {"last_epoch": e["epoch"]},
+                "config": config, "best_val_loss": min(x["val_loss"] for x in upto), "training_logs": upto}
+
+    for e in epochs[-KEEP_EPOCHS:]:
+        torch.save(trainer_ckpt(e), ck_dir / f"checkpoint_epoch_{e['epoch']}.pt")
+        layer_conf = {k: {"n": N, "m": M, "layer_type": type(dict(base_unet.named_modules())[k]).__name__,
+                          "original_shape": list(dense_w[k].shape), "use_gumbel": True, "temperature": 1.0}
+                      for k in dense_w}
+        torch.save({"mask_parameters": {k: v.half() for k, v in e["logits"].items()},
+                    "sparsity_summary": {"target": 0.5, "n": N, "m": M, "layers": len(dense_w)},
+                    "layer_configurations": layer_conf}, ck_dir / f"maskpro_state_epoch_{e['epoch']}.pt")
+    best_e = next(e for e in epochs if e["epoch"] == mp_extra["best_epoch"])
+    best_ck = trainer_ckpt(best_e)
+    best_ck["best_val_loss"] = best_val
+    torch.save(best_ck, ck_dir / "best_checkpoint.pt")
+    timings["export"] = round(time.time() - t0, 1)
+
+    # ---- curve, ZOO.md, manifest ---------------------------------------------------------------------
+    curve = {"dense": cards["dense"]["training"].get("curve", []), "maskpro": logs_all}
+    (out / "training_curve.json").write_text(json.dumps(curve, indent=1) + "\n")
+    plot_curve(out / "training_curve.json", docs / "training_curve.png")
+    total = time.time() - t_start
+    date = _dt.date.today().isoformat()
+    build = dict(command=cmd.strip(), device=device_name, date=date, versions=versions, budgets=b, batch=batch,
+                 timings_s=timings, total_wall_s=round(total, 1), nondeterminism_warnings=sorted(set(nondeterministic)),
+                 split={k: v.tolist() for k, v in sp.items()})
+    (out / "build.json").write_text(json.dumps(build, indent=1) + "\n")
     lines = ["# Demo model zoo", "",
-             "Tiny DDPM UNets (diffusers `UNet2DModel`, DDPM CIFAR-10 block layout shrunk to "
-             f"`block_out_channels={ZOO_UNET_CONFIG['block_out_channels']}`, layers_per_block 1) trained on "
-             "CPU on scikit-learn's 8x8 digits upscaled to 32x32. Built by `scripts/build_demo_zoo.py`; "
-             "every number below comes from that run. Each model folder has a `zoo_card.json`.", "",
-             f"Command: `{cmd.strip()}`  ", f"Machine: {machine}  ",
-             f"Total build wall time: {total / 60:.1f} min  ",
-             f"Versions: torch {versions['torch']}, diffusers {versions['diffusers']}, scikit-learn {versions['sklearn']}", "",
-             "| model | params | masked-layer sparsity | global sparsity | 2:4 compliance (row) | val loss | train-eval loss | train time |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"DDPM UNets (diffusers `UNet2DModel`, DDPM CIFAR-10 block types, 32x32x3, `block_out_channels="
+             f"{ZOO_UNET_CONFIG['block_out_channels']}`, layers_per_block 1) trained on scikit-learn's 8x8 digits "
+             "upscaled to 32x32. Built by `scripts/build_demo_zoo.py`; every number below comes from that run "
+             "(`build.json`, each model's `zoo_card.json`). Weights: float16 safetensors, loaded as float32.", "",
+             f"Command: `{cmd.strip()}`  ", f"Device: {device_name}, {date}  ",
+             f"Build wall time: {total / 60:.1f} min (stages run in this invocation: "
+             f"{', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})  ", f"Versions: {versions_line}  ",
+             f"Data: {data_card['train_images']} train / {data_card['val_images']} val / {data_card['test_images']} "
+             f"held-out test images; the held-out set is `{REFERENCE_NAME}`, the demo FID reference.", "",
+             "| model | masked-layer sparsity | 2:4 compliance (row) | val loss | held-out test loss | training |",
+             "|---|---|---|---|---|---|"]
     for name in MODEL_NAMES:
         c = cards[name]
-        lines.append(f"| `{name}` | {c['params']:,} | {c['sparsity_masked_layers']:.4f} | {c['sparsity_global']:.4f} | "
-                     f"{c['compliance_2of4_row']:.4f} | {c['val_loss']:.4f} | {c['train_eval_loss']:.4f} | "
-                     f"{train_time(name):.0f} s |")
-    lines += ["", "Train time: dense = training from scratch; pruned models = their own fine-tune "
-              "(maskpro also its mask learning), on top of the dense training.", "",
-              "## Magnitude vs MaskPro (2:4, same masked layers)", "",
-              "| | magnitude | maskpro |", "|---|---|---|",
-              f"| val loss, one-shot (masks only) | {cmp['one_shot_val_loss']['magnitude']:.4f} | {cmp['one_shot_val_loss']['maskpro']:.4f} |",
-              f"| val loss, after the same fine-tune | {cmp['after_fine_tune_val_loss']['magnitude']:.4f} | {cmp['after_fine_tune_val_loss']['maskpro']:.4f} |",
-              f"| train-eval loss, one-shot | {cmp['one_shot_train_eval_loss']['magnitude']:.4f} | {cmp['one_shot_train_eval_loss']['maskpro']:.4f} |",
-              f"| train-eval loss, after fine-tune | {cmp['after_fine_tune_train_eval_loss']['magnitude']:.4f} | {cmp['after_fine_tune_train_eval_loss']['maskpro']:.4f} |",
-              "", f"Dense val loss: {cmp['dense_val_loss']:.4f}. MaskPro changed "
-              f"{changed * 100:.2f}% of the 2:4 groups relative to the magnitude mask in {mp_steps} "
-              "policy-gradient steps. Lower is better; the loss is the epsilon-MSE of the DDPM "
-              "objective on fixed (t, noise) draws.", "",
-              "`noncompliant` is a negative-test model: 50% sparse but deliberately not 2:4.", "",
-              "Reference data: `digits_reference_32px.npz` (key `images`, uint8 (1797, 32, 32, 3)).", "",
-              "## Timing (s)", ""] + [f"- {k}: {v:.1f}" for k, v in timings.items()] + [f"- total: {total:.1f}", ""]
+        parts = [f"{k.replace('_', ' ')} {c[k]['steps']} steps ({c[k]['wall_time_s']:.0f} s)"
+                 for k in ("training", "mask_learning", "fine_tune") if k in c]
+        what = " + ".join(parts) if parts else "none (one shot)"
+        lines.append(f"| `{name}` | {c['sparsity_masked_layers']:.4f} | {c['compliance_2of4_row']:.4f} | "
+                     f"{c['val_loss']:.5f} | {c['test_loss']:.5f} | {what} |")
+    ml = cards["maskpro_2of4"]["mask_learning"]
+    lines += ["", f"MaskPro: {ml['steps']} policy-gradient steps in {ml['epochs']} epochs, {ml['samples_per_step']} "
+              f"masks per step, batch {ml['batch']}; it changed {ml['epochs_log'][-1]['changed_vs_magnitude'] * 100:.2f}% "
+              "of the 2:4 groups relative to the magnitude mask. Curves: `training_curve.json`, "
+              "`docs/zoo/training_curve.png`.", "",
+              f"`{RUN_DIR}/`: that mask-learning run as the MaskPro trainer writes it (last {KEEP_EPOCHS} epoch "
+              "checkpoints, best_checkpoint.pt, maskpro_state_epoch_*.pt; tensors stored float16 and optimizer "
+              f"state stripped to fit the repo) over its base `{RUN_DIR}/{RUN_BASE}` (the dense model).", ""]
     (out / "ZOO.md").write_text("\n".join(lines))
-
+    manifest = write_manifest(out)
     print("\n==== timing summary ====")
     for k, v in timings.items():
-        print(f"{k:>16}: {v:8.1f} s")
-    print(f"{'total':>16}: {total:8.1f} s ({total / 60:.1f} min)")
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"zoo size on disk: {size / 1e6:.2f} MB at {out}")
-    for name in MODEL_NAMES:
-        c = cards[name]
-        print(f"{name:>16}: val {c['val_loss']:.4f} train-eval {c['train_eval_loss']:.4f} "
-              f"sparsity(masked) {c['sparsity_masked_layers']:.3f} 2:4 compliance {c['compliance_2of4_row']:.3f}")
+        print(f"{k:>18}: {v:8.1f} s")
+    print(f"{'total':>18}: {total:8.1f} s ({total / 60:.1f} min)")
+    print(f"zoo size on disk: {manifest['total_bytes'] / 1e6:.2f} MB at {out}")
+    if nondeterministic:
+        print(f"nondeterminism warnings: {sorted(set(nondeterministic))}")
     print(f"OUT={out}")
     return 0
 

@@ -153,9 +153,10 @@ class MaskLearningLog:
     reference_loss: list[float] = field(default_factory=list)   # loss of the reference mask
     baseline: list[float] = field(default_factory=list)         # moving average of the residual
     changed_vs_init: list[float] = field(default_factory=list)  # fraction of groups whose top-N moved
+    resume: dict | None = None   # optimizer state and baseline after the last step (see ``learn_masks(resume=)``)
 
     def as_dict(self) -> dict:
-        return {k: list(v) for k, v in self.__dict__.items()}
+        return {k: list(v) for k, v in self.__dict__.items() if k != "resume"}
 
 
 def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
@@ -164,6 +165,7 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
                 reference: str | Mapping[str, torch.Tensor] | None = "initial",
                 optimizer: str = "adam", generator: torch.Generator | None = None,
                 callback: Callable[[int, MaskLearningLog], None] | None = None,
+                resume: dict | None = None,
                 ) -> tuple[dict[str, torch.Tensor], MaskLearningLog]:
     """Learn N:M mask logits with REINFORCE; the model's weights are never touched here.
 
@@ -172,7 +174,8 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
     loss residual), a dict of grouped masks, or None (plain moving-average baseline on the loss).
     Per step, ``num_samples`` masks are drawn; the advantage of each is
     ``(L(mask) - L(ref)) - b`` with ``b`` a moving average (``baseline_momentum``) of the residual.
-    ``optimizer``: ``"adam"`` or ``"sgd"`` on the logits. Returns ``(logits, log)``.
+    ``optimizer``: ``"adam"`` or ``"sgd"`` on the logits. ``resume``: ``log.resume`` of an earlier call
+    (optimizer state and baseline), to continue a run in chunks (epochs) exactly. Returns ``(logits, log)``.
     """
     if num_samples < 1 or steps < 0:
         raise ValueError("num_samples must be >= 1 and steps >= 0")
@@ -193,6 +196,9 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
         raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
     log = MaskLearningLog()
     baseline: float | None = None
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        baseline = resume["baseline"]
     for step in range(steps):
         ref_loss = float(loss_fn(ref_masks, step)) if ref_masks is not None else 0.0
         samples, losses = [], []
@@ -227,4 +233,5 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
             log.changed_vs_init.append(math.nan)
         if callback is not None:
             callback(step, log)
+    log.resume = {"optimizer": opt.state_dict(), "baseline": baseline}
     return {k: v.detach() for k, v in logits.items()}, log
