@@ -1,7 +1,9 @@
-"""Training-run workflow: the checkpoints of --training-dir, their metrics against epoch."""
+"""Training-run workflow: the checkpoints of --training-dir (default: the demo MaskPro run), against epoch."""
 from __future__ import annotations
 
 import pytest
+
+from maskpro_eval.pytest_plugin.models import training_dir, training_select
 
 pytestmark = pytest.mark.workflow
 
@@ -11,8 +13,9 @@ def test_training_run_trend(pytestconfig, model_registry, run_output, attach_ima
     from maskpro_eval.reporting.results import write_results_json
     from maskpro_eval.reporting.trends import plot_trends
 
-    if not pytestconfig.getoption("--training-dir"):
-        pytest.skip("no --training-dir given")
+    run_dir = training_dir(pytestconfig)
+    if not run_dir:
+        pytest.skip("no --training-dir given (and --checkpoint names models: no demo run)")
     points, logs = [], None
     for name in model_registry.by_role("model"):
         m = model_registry.get(name)
@@ -28,9 +31,8 @@ def test_training_run_trend(pytestconfig, model_registry, run_output, attach_ima
     png = plot_trends(run_output.path("trends", "trend.png"), points, logs)
     attach_image("trends/trend.png", png.read_bytes(), label="metrics against epoch")
     write_results_json(run_output.path("workflow_results.json"),
-                       {"training_dir": pytestconfig.getoption("--training-dir"),
-                        "select": pytestconfig.getoption("--training-select"), "checkpoints": points,
+                       {"training_dir": run_dir, "select": training_select(pytestconfig), "checkpoints": points,
                         "training_logs": logs})
-    record_protocol({"training_dir": pytestconfig.getoption("--training-dir")})
+    record_protocol({"training_dir": run_dir})
     no_epoch = [p["name"] for p in points if p["epoch"] is None and p["name"] != "best"]
     assert not no_epoch, f"checkpoints without an epoch (cannot be placed on the trend): {', '.join(no_epoch)}"

@@ -63,10 +63,12 @@ def parse_model_spec(text: str, role: str = "model") -> ModelSpec:
 
 def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
                 original: str | None = None, training_dir: str | None = None,
-                training_select: str = "latest") -> list[ModelSpec]:
+                training_select: str = "latest", demo_models: tuple[str, ...] | None = None) -> list[ModelSpec]:
     """Models under test plus optional baseline/original; the demo zoo when nothing is named.
 
     ``training_dir``: the selected checkpoints of a training run become models under test.
+    ``demo_models``: the zoo models used when nothing is named (default ``zoo.DEFAULT_MODELS_UNDER_TEST``;
+    a compare run passes ``zoo.STUDY_MODELS``).
     """
     from maskpro_eval.checkpoints import zoo
 
@@ -77,7 +79,7 @@ def build_specs(checkpoints: list[str] | None, baseline: str | None = None,
     if checkpoints:
         specs += [parse_model_spec(c) for c in checkpoints]
     elif not training_dir:
-        specs += [parse_model_spec(f"demo:{n}") for n in zoo.DEFAULT_MODELS_UNDER_TEST]
+        specs += [parse_model_spec(f"demo:{n}") for n in (demo_models or zoo.DEFAULT_MODELS_UNDER_TEST)]
         if baseline is None:
             baseline = f"demo:{zoo.DEFAULT_BASELINE}"
     if baseline:

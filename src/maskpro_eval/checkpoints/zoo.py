@@ -1,4 +1,4 @@
-"""The bundled demo model zoo: tiny trained DDPM UNets on 32px digits (see ``demo_zoo/ZOO.md``).
+"""The bundled demo model zoo: small trained DDPM UNets on 32px digits (see ``demo_zoo/ZOO.md``).
 
 Built by ``scripts/build_demo_zoo.py``. Models are diffusers ``DDPMPipeline`` folders; a model spec
 ``"demo:NAME"`` anywhere a checkpoint path is accepted resolves to the bundled folder.
@@ -13,14 +13,22 @@ import numpy as np
 ZOO_ROOT: Path = Path(__file__).resolve().parents[1] / "demo_zoo"
 
 #: Bundled model names (each a diffusers pipeline folder under :data:`ZOO_ROOT`).
-ZOO_MODELS: tuple[str, ...] = ("dense", "magnitude_2of4", "noncompliant", "maskpro_2of4")
+ZOO_MODELS: tuple[str, ...] = ("dense", "magnitude_2of4", "maskpro_2of4", "magnitude_2of4_ft", "maskpro_2of4_ft",
+                               "noncompliant")
 
-#: Models the quick tier evaluates when the user names none, and the baseline they are compared to.
-DEFAULT_MODELS_UNDER_TEST: tuple[str, ...] = ("magnitude_2of4", "maskpro_2of4")
+#: Models the quick and full tiers evaluate when the user names none (the deployable, fine-tuned ones),
+#: and the baseline they are compared to.
+DEFAULT_MODELS_UNDER_TEST: tuple[str, ...] = ("magnitude_2of4_ft", "maskpro_2of4_ft")
 DEFAULT_BASELINE: str = "dense"
 
-#: FID reference images (uint8 (1797, 32, 32, 3), key ``images``).
-ZOO_REFERENCE_FILE: Path = ZOO_ROOT / "digits_reference_32px.npz"
+#: Models a compare run evaluates when the user names none: the whole study (one-shot and fine-tuned).
+STUDY_MODELS: tuple[str, ...] = ("magnitude_2of4", "maskpro_2of4", "magnitude_2of4_ft", "maskpro_2of4_ft")
+
+#: FID reference images: the held-out test digits no zoo model trained on (uint8 (397, 32, 32, 3), key ``images``).
+ZOO_REFERENCE_FILE: Path = ZOO_ROOT / "digits_heldout_32px.npz"
+
+#: The demo MaskPro training run (trainer format), the workflow tier's default ``--training-dir``.
+ZOO_TRAINING_DIR: Path = ZOO_ROOT / "maskpro_run" / "maskpro" / "training" / "checkpoints"
 
 DEMO_PREFIX = "demo:"
 
@@ -45,7 +53,7 @@ def resolve_model_spec(spec: str | Path) -> Path:
 
 
 def zoo_reference_images() -> np.ndarray:
-    """The digits reference set as uint8 ``(N, 32, 32, 3)`` (no scikit-learn needed)."""
+    """The held-out digits (the demo FID reference) as uint8 ``(N, 32, 32, 3)`` (no scikit-learn needed)."""
     if not ZOO_REFERENCE_FILE.is_file():
         raise FileNotFoundError(f"demo reference data missing at {ZOO_REFERENCE_FILE}; rebuild it with "
                                 "'python scripts/build_demo_zoo.py'")

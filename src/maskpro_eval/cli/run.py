@@ -90,7 +90,9 @@ def _step_verdict(rc: int, verdict: str | None) -> str:
 def run(args) -> int:
     root = project_root()
     out = Path(args.output_dir).resolve()
-    tiers = list(MODES[args.mode]) + (["workflow"] if args.training_dir else [])
+    # comprehensive with no model named: the demo zoo, and the workflow tier over the demo MaskPro run
+    demo_run = args.mode == "comprehensive" and not args.checkpoint
+    tiers = list(MODES[args.mode]) + (["workflow"] if args.training_dir or demo_run else [])
     existing = [t for t in tiers if (out / t).exists()] + (["workflow_results.json"]
                                                            if (out / "workflow_results.json").exists() else [])
     if existing and not args.overwrite:

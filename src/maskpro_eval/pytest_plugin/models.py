@@ -11,13 +11,38 @@ from maskpro_eval.pytest_plugin.state import run_state
 BAD_INPUT_EXIT = 4
 
 
+def selects_tier(config, tier: str) -> bool:
+    """The run's ``-m`` expression names ``tier``."""
+    import re
+    return re.search(rf"\b{tier}\b", config.option.markexpr or "") is not None
+
+
+def training_dir(config) -> str | None:
+    """``--training-dir``, or the demo zoo's MaskPro run for a workflow run that names no model."""
+    given = config.getoption("--training-dir")
+    if given or config.getoption("--checkpoint") or not selects_tier(config, "workflow"):
+        return given
+    from maskpro_eval.checkpoints.zoo import ZOO_TRAINING_DIR
+    return str(ZOO_TRAINING_DIR)
+
+
+def training_select(config) -> str:
+    """``--training-select``; default ``latest``, ``all`` for the demo run (its trend needs every epoch)."""
+    given = config.getoption("--training-select")
+    if given:
+        return given
+    return "all" if training_dir(config) and not config.getoption("--training-dir") else "latest"
+
+
 def _specs(config):
     state = run_state(config)
     if state.specs is None:
+        from maskpro_eval.checkpoints import zoo
+        demo = zoo.STUDY_MODELS if selects_tier(config, "compare") else None
         try:
             state.specs = build_specs(config.getoption("--checkpoint"), config.getoption("--baseline"),
-                                      config.getoption("--original"), config.getoption("--training-dir"),
-                                      config.getoption("--training-select"))
+                                      config.getoption("--original"), training_dir(config),
+                                      training_select(config), demo_models=demo)
         except ValueError as exc:
             raise pytest.UsageError(f"maskpro-eval: {exc}") from None
     return state.specs
@@ -44,8 +69,9 @@ def pytest_addoption(parser):
     g.addoption("--training-dir", default=None, metavar="DIR",
                 help="evaluate the checkpoints of a MaskPro training run (checkpoint_epoch_*.pt, "
                      "best_checkpoint.pt, maskpro_state_*.pt)")
-    g.addoption("--training-select", choices=("best", "latest", "all"), default="latest",
-                help="which checkpoints of --training-dir: best, latest (default) or all (batch evaluation)")
+    g.addoption("--training-select", choices=("best", "latest", "all"), default=None,
+                help="which checkpoints of --training-dir: best, latest (default) or all (batch evaluation); "
+                     "the demo run (-m workflow with no model named): all")
 
 
 def pytest_collection_modifyitems(config, items):

