@@ -88,3 +88,27 @@ def test_run_command_workflow_on_real_training_run(tmp_path):
     quick = json.loads((out / "quick" / "evaluation_results.json").read_text())
     assert quick["models"]["best"]["nm"]["compliance"] == 1.0
     assert quick["models"]["best"]["sparsity"]["masked_layers"] == 0.5
+
+
+@pytest.mark.parametrize("swapped", [False, True], ids=["as-shipped", "swapped"])
+def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytester, small_ref, swapped):
+    """evaluation_tests/thresholds_demo.toml's [[compare.relative]] rules, run as shipped: they pass on the zoo
+    and FAIL once the two models trade names (the gate measures the models, not their names)."""
+    import tomllib
+    shipped = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
+    rules = tomllib.loads(shipped.read_text())["compare"]["relative"]
+    pair = next(r for r in rules if {r["model"], r["reference"]} == {"maskpro_2of4", "magnitude_2of4"})
+    model, reference = pair["model"], pair["reference"]
+    names = {model: reference, reference: model} if swapped else {model: model, reference: reference}
+    result = pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON,
+        "--num-samples", "48", "--steps", "10", "--consistency-seeds", "0",
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        *[a for name, zoo_name in names.items() for a in ("--checkpoint", f"{name}=demo:{zoo_name}")],
+        "--original", "dense=demo:dense", "--fid-ref", str(small_ref), "--thresholds", str(shipped))
+    out = result.stdout.str()
+    if swapped:
+        assert result.ret == 1, out[-3000:]
+        result.stdout.fnmatch_lines([f"*FAIL*{model}: fid_vs_{reference}*"])
+    else:
+        assert result.ret == 0, out[-3000:]

@@ -32,7 +32,7 @@ def outside(tmp_path_factory):
     (root / "cache").mkdir()
     (root / "results.json").write_text("{}")
     (root / "thresholds.toml").write_text("[quick]\nmin_nm_compliance = 0.5\n")
-    shutil.copy(ZOO / "digits_reference_32px.npz", root / "ref.npz")
+    shutil.copy(ZOO / "digits_heldout_32px.npz", root / "ref.npz")
     run = SHARED_FIXTURES / "real_formats" / "run" / "maskpro" / "training"
     if run.is_dir():
         shutil.copytree(run, root / "training")
