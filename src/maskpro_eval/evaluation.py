@@ -146,6 +146,10 @@ class EvaluatedModel:
     def path(self) -> Path:
         return resolve_path(self.spec.path)
 
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
     def load(self):
         """The LoadedCheckpoint (raises MaskProEvalError subclasses on bad input)."""
         if self._loaded is None:

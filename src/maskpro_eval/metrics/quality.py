@@ -103,11 +103,41 @@ def drift_summary(drift: dict) -> dict:
 class QualityEvaluator:
     """Computes and caches everything the full tier gates on, for any number of models."""
 
-    def __init__(self, settings: FullSettings, extractor=None):
+    def __init__(self, settings: FullSettings, extractor=None, timer=None):
+        from maskpro_eval.runtime.phases import PhaseTimer
         self.settings = settings
         self._extractor = extractor
         self._reference = None
         self._features: dict = {}
+        self.timer = timer if timer is not None else PhaseTimer()   # wall time per phase (runtime.phases)
+        self._macs: dict = {}
+
+    def _record_sampling(self, model, stats: dict) -> None:
+        """Sampling and compile/warm-up phases from ``generate_to_store``'s per-chunk times.
+
+        With two or more chunks made, the first chunk's excess over the steady rate of the others is booked
+        as ``compile_warmup`` (an estimate: it also holds the first allocations and cuDNN's choices)."""
+        chunks = stats.get("chunks") or []
+        if not chunks:
+            return
+        steps = stats["steps"]
+        if model.name not in self._macs:
+            from maskpro_eval.analysis.macs import layer_macs
+            try:
+                self._macs[model.name] = sum(layer_macs(model.unet).values())
+            except Exception:  # noqa: BLE001 - FLOPs are a figure, not a requirement
+                self._macs[model.name] = 0
+        macs = self._macs[model.name]
+        warm = 0.0
+        if len(chunks) >= 2:
+            rest_n, rest_s = sum(n for n, _ in chunks[1:]), sum(t for _, t in chunks[1:])
+            if rest_n and rest_s > 0:
+                warm = max(0.0, chunks[0][1] - chunks[0][0] * rest_s / rest_n)
+        n = sum(c for c, _ in chunks)
+        if warm:
+            self.timer.add("compile_warmup", warm)
+        self.timer.add("sampling", sum(t for _, t in chunks) - warm, images=n, img_steps=n * steps,
+                       flops=2.0 * macs * n * steps)
 
     # ---------------------------------------------------------------- building blocks
     @property
@@ -136,10 +166,12 @@ class QualityEvaluator:
         from maskpro_eval.sampling.unet_io import model_fingerprint
         seed = self.settings.seed if seed is None else seed
         num = num or self.settings.num_samples
+        stats: dict = {}
         store = generate_to_store(model.unet, self.settings.sampling_config(seed), self.store_dir(model, seed), num,
                                   scheduler_config=model.scheduler_config(),
                                   model_id={"name": model.name, "fingerprint": model_fingerprint(model.unet)},
-                                  progress=self.settings.progress)
+                                  progress=self.settings.progress, stats=stats)
+        self._record_sampling(model, stats)
         return store.load(num)
 
     def check_stores(self, models: list) -> None:
@@ -170,8 +202,9 @@ class QualityEvaluator:
         if feats is None:
             images = self.samples(model, seed, num)
             from maskpro_eval.metrics.fid import call_features
-            feats = call_features(self.extractor, images, self.settings.feature_batch_size,
-                                  progress=f"features {model.name}" if self.settings.progress else False)
+            with self.timer.phase("features", images=len(images)):
+                feats = call_features(self.extractor, images, self.settings.feature_batch_size,
+                                      progress=f"features {model.name}" if self.settings.progress else False)
             atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats)),
                                 "fid_protocol": np.array(self.protocol_key),
                                 "weights_sha256": np.array(self.extractor.weights_sha256)}, fsync=False)
@@ -191,16 +224,18 @@ class QualityEvaluator:
                 from maskpro_eval.metrics.reference import ReferenceStats
                 seed = self.settings.seed + BASELINE_REFERENCE_SEED_OFFSET
                 feats = self.features(baseline, seed)
-                mu, sigma = feature_statistics(feats)
+                with self.timer.phase("statistics"):
+                    mu, sigma = feature_statistics(feats)
                 self._reference = ReferenceStats(
                     mu=mu, sigma=sigma, n=len(feats), features=feats, source=f"baseline:{baseline.name}",
                     kind="baseline-samples", content_sha256=str(self.store_dir(baseline, seed)),
                     weights_sha256=self.extractor.weights_sha256, protocol=self.protocol_key)
             else:
                 from maskpro_eval.metrics.reference import check_reference_protocol, load_reference
-                ref = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
-                                     batch_size=self.settings.feature_batch_size,
-                                     progress="reference features" if self.settings.progress else False)
+                with self.timer.phase("reference"):   # load, or features + statistics of the images, cached
+                    ref = load_reference(spec, self.extractor, cache_dir=self.settings.cache_dir,
+                                         batch_size=self.settings.feature_batch_size,
+                                         progress="reference features" if self.settings.progress else False)
                 self._reference = check_reference_protocol(ref, self.protocol_key, self.settings.fid_ref_protocol)
         return self._reference
 
@@ -260,10 +295,13 @@ class QualityEvaluator:
         from maskpro_eval.metrics.fid import feature_statistics, fid_from_stats
         ref = self.reference(baseline)
         feats = self.features(model, seed)
-        mu, sigma = feature_statistics(feats)
-        return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
-                              weights_sha256=self.extractor.weights_sha256, crosscheck=seed in (None, self.settings.seed),
-                              warn_small_n=False, protocol=self.protocol_key)
+        with self.timer.phase("statistics"):
+            mu, sigma = feature_statistics(feats)
+        with self.timer.phase("metrics"):
+            return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
+                                  weights_sha256=self.extractor.weights_sha256,
+                                  crosscheck=seed in (None, self.settings.seed), warn_small_n=False,
+                                  protocol=self.protocol_key)
 
     def kid(self, model, baseline=None) -> tuple[float, float] | None:
         """KID (mean, std) against the reference features; None if the reference has only mu/sigma."""
@@ -271,8 +309,10 @@ class QualityEvaluator:
         ref = self.reference(baseline)
         if ref.features is None:
             return None
-        return kid(self.features(model), ref.features, num_subsets=self.settings.kid_subsets,
-                   subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
+        feats = self.features(model)
+        with self.timer.phase("metrics"):
+            return kid(feats, ref.features, num_subsets=self.settings.kid_subsets,
+                       subset_size=self.settings.kid_subset_size, seed=self.settings.seed)
 
     def kid_record(self, model, baseline=None) -> dict:
         """KID with its N and standard error: ``kid_mean``, ``kid_std`` (over subsets), ``kid_se``
@@ -298,8 +338,10 @@ class QualityEvaluator:
         key = ("prdc", model.name)
         if key not in self._features:
             from maskpro_eval.metrics.prdc import prdc_from_features
-            self._features[key] = prdc_from_features(ref.features, self.features(model),
-                                                     nearest_k=self.settings.prdc_k, device=self.settings.device)
+            feats = self.features(model)
+            with self.timer.phase("metrics"):
+                self._features[key] = prdc_from_features(ref.features, feats, nearest_k=self.settings.prdc_k,
+                                                         device=self.settings.device)
         return self._features[key]
 
     def consistency(self, model, baseline=None) -> dict | None:

@@ -105,6 +105,9 @@ class ModelRegistry:
             self._models[name] = EvaluatedModel(self.specs[name], self.settings)
         model = self._models[name]
         try:
+            if not model.is_loaded:
+                with run_state(self.config).timer.phase("model_load"):
+                    model.load()
             model.load()
         except MaskProEvalError as exc:
             run_state(self.config).bad_input = str(exc)

@@ -97,7 +97,7 @@ def quality(pytestconfig, model_registry) -> QualityEvaluator:
         run_state(pytestconfig).bad_input = "no --fid-ref"
         from maskpro_eval.metrics.reference import no_reference_error
         pytest.exit(f"maskpro-eval: bad input: {no_reference_error()}", returncode=4)
-    q = QualityEvaluator(settings)
+    q = QualityEvaluator(settings, timer=run_state(pytestconfig).timer)
     if settings.progress:
         models = [model_registry.get(n) for n in model_registry.specs]
         terminal_line(pytestconfig, f"maskpro-eval: {q.plan(models)}", bold=True)

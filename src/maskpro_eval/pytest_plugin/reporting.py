@@ -100,6 +100,15 @@ class _HtmlHooks:
             if rel and (out.dir / rel).is_file():
                 b64 = base64.b64encode((out.dir / rel).read_bytes()).decode("ascii")
                 prefix.append(f"<h3>{html.escape(rel)}</h3><img style='max-width:100%' src='data:image/png;base64,{b64}'/>")
+        timings = getattr(state, "timings", None) or {}
+        if timings.get("phases"):
+            from maskpro_eval.runtime.phases import timings_markdown
+            rows = [line for line in timings_markdown(timings) if line.startswith("| ") and "---" not in line]
+            cells = [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+            prefix.append("<h3>Timings</h3><table border='1' cellpadding='3' style='border-collapse:collapse'>" + "".join(
+                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{html.escape(c)}</{'th' if i == 0 else 'td'}>"
+                                 for c in row) + "</tr>" for i, row in enumerate(cells)) + "</table>"
+                + f"<p>{html.escape(timings_markdown(timings)[-1])}</p>")
         proto = state.results.protocol
         if proto:
             prefix.append("<h3>Protocol</h3><ul>" + "".join(
@@ -311,6 +320,9 @@ def pytest_sessionfinish(session, exitstatus):
         "settings": state.settings.to_dict(),
     }
     results["thresholds"] = state.thresholds.to_dict()
+    device_name = torch.cuda.get_device_name() if str(state.settings.device).startswith("cuda") else None
+    if not config.pluginmanager.hasplugin("xdist") or not getattr(config.option, "numprocesses", None):
+        results["timings"] = state.timer.summary(device_name)   # this process's phases (not xdist workers')
     results["ungated"] = ungated(results.pop("ran"), results["gates"])
     results["verdict"] = verdict(results["gates"], results["ungated"], results["problems"])
     state.verdict, state.ungated = results["verdict"], results["ungated"]
@@ -319,6 +331,7 @@ def pytest_sessionfinish(session, exitstatus):
     out: RunOutput = state.out
     if state.own_html:
         results["files"]["html_report"] = "report.html"  # pytest-html writes it right after this hook
+    state.timings = results.get("timings")
     write_run_reports(out, results, config.getoption("--results-json"))
     if config.getoption("--swanlab"):
         from maskpro_eval.reporting.tracking import log_to_swanlab
@@ -352,6 +365,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(f"FID: {note}", yellow=True)
     for prob in state.results.problems:
         tr.write_line(f"{prob['kind'].upper()}: {prob['test']} ({prob['when']}): {prob['message']}", red=True)
+    timings = getattr(state, "timings", None)
+    if timings and timings.get("phases"):
+        from maskpro_eval.runtime.phases import timings_line
+        tr.write_line(timings_line(timings))
     tr.write_line(f"verdict: {state.verdict.upper()}", bold=True,
                   **({"green": True} if state.verdict == "pass" else {"red": True}))
     tr.write_line(f"reports: {state.out.final_dir}")

@@ -46,6 +46,8 @@ class RunState:
     ready: bool = False             # reports written: commit the run folder at unconfigure
     verdict: str = ""               # pass / fail / ungated (gating.verdict)
     ungated: list = field(default_factory=list)
+    timer: Any = None               # maskpro_eval.runtime.phases.PhaseTimer (created with the state)
+    timings: dict | None = None     # timer.summary() as written into the results
 
 
 STATE = pytest.StashKey[RunState]()
@@ -55,5 +57,6 @@ def run_state(config) -> RunState:
     """The run's state (created on first use)."""
     state = config.stash.get(STATE, None)
     if state is None:
-        state = config.stash[STATE] = RunState()
+        from maskpro_eval.runtime.phases import PhaseTimer
+        state = config.stash[STATE] = RunState(timer=PhaseTimer())
     return state

@@ -210,6 +210,10 @@ def summary_markdown(results: dict) -> str:
             for n, notes in noted:
                 lines += [f"- note ({n}): {note}" for note in notes]
             lines.append("")
+    timings = results.get("timings") or {}
+    if timings.get("phases"):
+        from maskpro_eval.runtime.phases import timings_markdown
+        lines += ["", "## Timings", ""] + timings_markdown(timings)
     proto = results.get("protocol", {})
     if proto:
         lines += ["", "## Protocol", ""]

@@ -1,6 +1,8 @@
 """Filling a resumable sample store with either backend (several processes may share one store)."""
 from __future__ import annotations
 
+import time
+
 import json
 import logging
 from collections import OrderedDict
@@ -42,7 +44,7 @@ def fast_sampler(unet, config: SamplingConfig, scheduler_config=None):
 def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | Path, num_samples: int, *,
                       scheduler_config=None, model_id: Any = None, chunk_size: int | None = None,
                       overwrite: bool = False, progress: bool = True, rank: int = 0,
-                      world_size: int = 1) -> SampleStore:
+                      world_size: int = 1, stats: dict | None = None) -> SampleStore:
     """Fill ``store`` with samples ``0 .. num_samples-1``, chunk by chunk; complete chunks are skipped.
 
     ``store``: a :class:`SampleStore` (its metadata must contain ``protocol_metadata(config, ...)``'s
@@ -55,6 +57,10 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     Several processes (e.g. one per GPU) can share one store: process ``rank`` of ``world_size`` makes the
     missing chunks whose chunk number ``start // chunk_size`` is ``rank`` modulo ``world_size`` (samples do
     not depend on who makes them); afterwards ``store.is_complete(num_samples)`` tells whether all are in.
+
+    ``stats``: a dict filled with ``generated`` (samples made by this call), ``steps`` (denoising steps per
+    sample) and ``chunks`` (``[(samples, seconds), ...]`` per chunk made, GPU work synchronised): the
+    first chunk includes compilation and warm-up.
     """
     if not 0 <= int(rank) < int(world_size):
         raise SamplingError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
@@ -77,21 +83,27 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     if missing and todo < num_samples:
         log.info("%s: resuming; %d sample(s) in %d chunk(s) to generate (of %d)",
                  store.directory, todo, len(missing), num_samples)
+    cfg = config.resolved(scheduler_config)
+    if stats is not None:
+        stats.update(generated=0, steps=int(cfg.num_inference_steps), chunks=[])
     if not missing:
         return store
-    cfg = config.resolved(scheduler_config)
     fast = fast_sampler(unet, cfg, scheduler_config) if cfg.backend == "fast" else None
     mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
                if i % int(world_size) == int(rank))
     bar = make_bar(mine, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store", progress, initial=mine - todo)
     try:
         for s, e in missing:
+            t0 = time.perf_counter()
             if fast is not None:
                 images = fast.images(start=s, count=e - s)
                 bar.update(e - s)
             else:
                 images = generate(unet, cfg, start=s, count=e - s, scheduler_config=scheduler_config,
                                   progress=progress, _bar=bar)
+            if stats is not None:
+                stats["chunks"].append((e - s, time.perf_counter() - t0))   # images are on the host: synced
+                stats["generated"] += e - s
             store.write_chunk(s, images)
     finally:
         bar.close()
