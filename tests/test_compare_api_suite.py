@@ -24,7 +24,7 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON, *SMALL,
         "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
-        "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4",
+        "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4_ft",
         "--original", "dense=demo:dense", "--fid-ref", str(small_ref), "--thresholds", str(rules))
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*FAIL*garbage: fid_vs_dense*"])
@@ -33,10 +33,10 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
               "comparison_dashboard.png", "compression_efficiency.png"):
         assert (cmp_dir / f).is_file(), f
     rows = {r["model"]: r for r in json.loads((cmp_dir / "detailed_results.json").read_text())["rows"]}
-    assert set(rows) == {"garbage", "magnitude_2of4", "dense"}
-    assert rows["magnitude_2of4"]["compression_ratio"] > 1.5 and rows["dense"]["compression_ratio"] == 1.0
-    assert rows["garbage"]["paired_mse_vs_reference"] > rows["magnitude_2of4"]["paired_mse_vs_reference"]
-    assert rows["magnitude_2of4"]["fid_std_over_seeds"] is not None
+    assert set(rows) == {"garbage", "magnitude_2of4_ft", "dense"}
+    assert rows["magnitude_2of4_ft"]["compression_ratio"] > 1.5 and rows["dense"]["compression_ratio"] == 1.0
+    assert rows["garbage"]["paired_mse_vs_reference"] > rows["magnitude_2of4_ft"]["paired_mse_vs_reference"]
+    assert rows["magnitude_2of4_ft"]["fid_std_over_seeds"] is not None
     assert any(r["pareto_optimal"] for r in rows.values())
 
 
@@ -46,13 +46,13 @@ def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick or full", *COMMON, *SMALL,
         "--reports-dir", str(reports), "--fid-cache-dir", str(pytester.path / "c"),
-        "--checkpoint", "demo:magnitude_2of4", "--baseline", "demo:dense", "--fid-ref", str(small_ref),
+        "--checkpoint", "demo:magnitude_2of4_ft", "--baseline", "demo:dense", "--fid-ref", str(small_ref),
         "--quick-samples", "4", "--quick-steps", "4")
     assert result.ret == 0, result.stdout.str()[-3000:]
     data = json.loads((reports / "run" / "evaluation_results.json").read_text())
-    ev = MaskProEvaluator("demo:magnitude_2of4", "demo:dense", output_dir=tmp_path)
+    ev = MaskProEvaluator("demo:magnitude_2of4_ft", "demo:dense", output_dir=tmp_path)
     entry = ev.analyze_sparsity()
-    m = data["models"]["magnitude_2of4"]
+    m = data["models"]["magnitude_2of4_ft"]
     for key in ("parameters", "sparsity", "nm", "compression", "macs"):
         assert entry[key] == m[key], key
     assert entry["layers"] == m["layers"]
@@ -63,9 +63,9 @@ def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
     assert fid["fid_increase"] == pytest.approx(m["quality"]["fid_increase"], abs=1e-12)
     assert fid["biased"] is True and fid["n"] == 16
     samples = ev.generate_samples(num_samples=16, steps=10)
-    assert samples.shape == (16, 32, 32, 3) and (tmp_path / "samples" / "magnitude_2of4_grid.png").is_file()
+    assert samples.shape == (16, 32, 32, 3) and (tmp_path / "samples" / "magnitude_2of4_ft_grid.png").is_file()
     speed = ev.benchmark_inference_speed(batch_sizes=(2,), rounds=2, warmup=1)
-    assert speed["magnitude_2of4"][0]["images_per_s"] > 0
+    assert speed["magnitude_2of4_ft"][0]["images_per_s"] > 0
 
 
 REAL_RUN = SHARED_FIXTURES / "real_formats" / "run" / "maskpro" / "training"
