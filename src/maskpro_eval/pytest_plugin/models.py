@@ -108,7 +108,6 @@ class ModelRegistry:
             if not model.is_loaded:
                 with run_state(self.config).timer.phase("model_load"):
                     model.load()
-            model.load()
         except MaskProEvalError as exc:
             run_state(self.config).bad_input = str(exc)
             pytest.exit(f"maskpro-eval: bad input: {exc}", returncode=BAD_INPUT_EXIT)
