@@ -69,7 +69,9 @@ from maskpro_eval.checkpoints.architecture import DDPM_CIFAR10_SCHEDULER_CONFIG,
 
 #: The zoo's UNet: DDPM CIFAR-10 block types and 32x32x3 I/O, narrower (665,907 parameters).
 ZOO_UNET_CONFIG: dict = {**DDPM_CIFAR10_UNET_CONFIG, "layers_per_block": 1, "block_out_channels": (16, 32, 48, 48),
-                         "norm_num_groups": 8}
+                         "norm_num_groups": 8, "dropout": 0.3}
+DENSE_BATCH, DENSE_LR, FT_LR = 512, 1.5e-3, 2e-4
+STAGES = ("dense", "maskpro_2of4", "magnitude_2of4_ft", "maskpro_2of4_ft", "dense_ft", "noncompliant")
 N, M = 2, 4
 REFERENCE_NAME = "digits_heldout_32px.npz"
 NUM_TEST, NUM_VAL = 397, 140          # 1797 = 397 held-out test + 140 val + 1260 train
@@ -79,9 +81,9 @@ RUN_BASE = "pruned_model"
 KEEP_EPOCHS = 2                       # trainer keeps only the last few epoch checkpoints
 
 #: Step budgets (real build, smoke build).
-BUDGETS = {"dense_steps": (10000, 4), "finetune_steps": (3000, 2), "dense_finetune_steps": (600, 2),
+BUDGETS = {"dense_steps": (9000, 4), "finetune_steps": (1200, 2), "dense_finetune_steps": (600, 2),
            "noncompliant_steps": (800, 2),
-           "maskpro_steps": (3000, 4), "maskpro_epochs": (6, 2), "maskpro_samples": (4, 2)}
+           "maskpro_steps": (1200, 4), "maskpro_epochs": (8, 2), "maskpro_samples": (4, 2)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,10 +128,11 @@ def save_grid(images_u8: np.ndarray, path: Path, ncol: int = 8, scale: int = 2) 
 # ------------------------------------------------------------------------------------------------
 # model helpers
 # ------------------------------------------------------------------------------------------------
-def new_unet(seed: int, device):
+def new_unet(seed: int, device, **overrides):
+    """The zoo UNet (``ZOO_UNET_CONFIG`` with ``overrides``, e.g. ``dropout``), initialised from ``seed``."""
     from diffusers import UNet2DModel
     torch.manual_seed(seed)
-    return UNet2DModel(**ZOO_UNET_CONFIG).to(device)
+    return UNet2DModel(**{**ZOO_UNET_CONFIG, **overrides}).to(device)
 
 
 def masked_layers(unet) -> dict:
@@ -175,14 +178,20 @@ def eval_loss(unet, x: torch.Tensor, repeats: int, seed: int, batch: int = 512) 
 
 def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup: int, seed: int,
           ema_decay: float, masks: dict | None = None, log_every: int = 500, tag: str = "train",
-          curve_every: int = 0, val: torch.Tensor | None = None):
+          curve_every: int = 0, val: torch.Tensor | None = None, on_curve=None, val_repeats: int = 2,
+          state_file: Path | None = None, save_every: int = 1000, deadline: float | None = None):
     """AdamW + linear warmup + cosine decay (to lr/10), grad-clip 1, EMA; masks kept applied.
 
     Returns ``(ema_unet, info)``. ``masks``: name -> bool weight-shaped mask (re-applied to the
     gradients before and to the weights after every optimizer step; the EMA stays masked too).
-    ``curve_every``: every that many steps the EMA model's val loss goes into ``info["curve"]``.
+    ``curve_every``: every that many steps the EMA model's val loss (``val_repeats`` fixed draws per image)
+    goes into ``info["curve"]``, and ``on_curve(entry, ema)`` is called (best-val snapshots, sweeps).
     Minibatch order comes from a CPU generator; timesteps and noise from a generator on the training
     device (the same stream for the same device kind).
+    ``state_file``: every ``save_every`` steps the whole loop state (weights, EMA, optimizer, generator
+    states, data position, logs) is saved there, and a call that finds it continues from it, so a run cut
+    into several invocations is the run made in one. ``deadline`` (``time.time()`` value): stop there,
+    save, and return ``info["complete"] = False``.
     """
     dev = data.device
     layers = dict(unet.named_modules())
@@ -199,8 +208,39 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
     n = data.shape[0]
     perm, pos = torch.randperm(n, generator=g), 0
     losses, curve, t0, smooth = [], [], time.time(), None
+    start, wall_before = 0, 0.0
+    if state_file is not None and Path(state_file).is_file():
+        st = torch.load(state_file, map_location="cpu", weights_only=False)
+        if st["steps"] != steps or st["batch"] != batch:
+            raise SystemExit(f"{state_file}: a partial run of {st['steps']} steps at batch {st['batch']}, not "
+                             f"{steps} at batch {batch}; delete it to start over or give the same budget")
+        unet.load_state_dict(st["unet"])
+        ema.load_state_dict(st["ema"])
+        opt.load_state_dict(st["opt"])
+        g.set_state(st["g"])
+        if gd is not g:
+            gd.set_state(st["gd"])
+        perm, pos, start, losses, curve, smooth = st["perm"], st["pos"], st["step"], st["losses"], st["curve"], st["smooth"]
+        wall_before = st["wall"]
+        print(f"[{tag}] resumed at step {start}/{steps} from {state_file}", flush=True)
+
+    def save_state(step_done: int) -> None:
+        tmp = Path(state_file).with_suffix(".tmp")
+        torch.save({"steps": steps, "batch": batch, "unet": unet.state_dict(), "ema": ema.state_dict(),
+                    "opt": opt.state_dict(), "g": g.get_state(), "gd": gd.get_state() if gd is not g else None,
+                    "perm": perm, "pos": pos, "step": step_done, "losses": losses, "curve": curve,
+                    "smooth": smooth, "wall": wall_before + time.time() - t0}, tmp)
+        os.replace(tmp, state_file)
+
+    complete = True
     unet.train()
-    for step in range(steps):
+    for step in range(start, steps):
+        if deadline is not None and time.time() > deadline:
+            complete = False
+            if state_file is not None:
+                save_state(step)
+            print(f"[{tag}] time budget reached at step {step}/{steps}; state saved to {state_file}", flush=True)
+            break
         if pos + batch > n:
             perm, pos = torch.randperm(n, generator=g), 0
         idx = perm[pos:pos + batch]
@@ -234,13 +274,17 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
             smooth = lv if smooth is None else 0.8 * smooth + 0.2 * lv
             el = time.time() - t0
             print(f"[{tag}] step {step + 1}/{steps} loss {lv:.4f} (smoothed {smooth:.4f}) lr {cur_lr:.2e} "
-                  f"{(step + 1) / el:.1f} it/s, {el:.0f}s", flush=True)
+                  f"{(step + 1 - start) / el:.1f} it/s, {el + wall_before:.0f}s", flush=True)
         if curve_every and val is not None and ((step + 1) % curve_every == 0 or step == steps - 1):
             curve.append({"step": step + 1, "train_loss_last": float(loss.detach()),
-                          "val_loss_ema": eval_loss(ema, val, 2, seed=10_000),
-                          "wall_s": round(time.time() - t0, 1)})
+                          "val_loss_ema": eval_loss(ema, val, val_repeats, seed=10_000),
+                          "wall_s": round(wall_before + time.time() - t0, 1)})
             print(f"[{tag}] curve step {step + 1}: val loss (EMA) {curve[-1]['val_loss_ema']:.5f}", flush=True)
-    wall = time.time() - t0
+            if on_curve is not None:
+                on_curve(curve[-1], ema)
+        if state_file is not None and save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            save_state(step + 1)
+    wall = wall_before + time.time() - t0
     if masks:
         ema_layers = dict(ema.named_modules())
         with torch.no_grad():
@@ -250,7 +294,7 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
                 optimizer="AdamW(betas=(0.9,0.999), weight_decay=0)", grad_clip=1.0, ema_decay=ema_decay,
                 ema_warmup="decay = min(ema_decay, (1+step)/(10+step))", seed=seed,
                 logged_train_loss=losses, wall_time_s=round(wall, 1),
-                steps_per_s=round(steps / wall, 2) if wall > 0 else None)
+                steps_per_s=round(steps / wall, 2) if wall > 0 else None, complete=complete)
     if curve:
         info["curve"] = curve
     return ema, info
@@ -404,7 +448,8 @@ def plot_curve(curve_json: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     data = json.loads(curve_json.read_text())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    quality = data.get("dense_sample_quality") or []
+    fig, axes = plt.subplots(1, 3 if quality else 2, figsize=(15 if quality else 10, 3.6))
     dc = data["dense"]
     axes[0].plot([c["step"] for c in dc], [c["val_loss_ema"] for c in dc], "o-", label="val loss (EMA weights)")
     axes[0].set_xlabel("training step")
@@ -412,6 +457,18 @@ def plot_curve(curve_json: Path, png: Path) -> None:
     axes[0].set_yscale("log")
     axes[0].set_title("dense training (val split)")
     axes[0].legend()
+    if quality:
+        ax = axes[2]
+        ax.plot([q["step"] for q in quality], [q["kid"] for q in quality], "o-", label="KID")
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("KID vs held-out digits (log)")
+        ax2 = ax.twinx()
+        ax2.plot([q["step"] for q in quality], [q["fid"] for q in quality], "s--", color="C1", label="FID")
+        ax2.set_ylabel("FID (N=200, biased)")
+        ax.set_title(f"dense EMA samples (suite sampler, N={quality[0]['n']})")
+        ax.legend(loc="upper center")
+        ax2.legend(loc="upper right")
     mp = data["maskpro"]
     axes[1].plot([e["epoch"] for e in mp], [e["val_loss"] for e in mp], "o-", label="val loss (top-2 mask)")
     axes[1].plot([e["epoch"] for e in mp], [e["mask_sampled_loss"] for e in mp], "s--", label="sampled masks (train)")
@@ -427,6 +484,10 @@ def plot_curve(curve_json: Path, png: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
+class _Incomplete(Exception):
+    """The dense training stopped at --time-budget (its state is saved)."""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="zoo directory (default: src/maskpro_eval/demo_zoo; "
@@ -438,8 +499,20 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", help="auto (cuda if available), cuda or cpu")
     for key, (real, _smoke) in BUDGETS.items():
         ap.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"default {real}")
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-3, help="dense learning rate (fine-tunes use lr/5)")
+    ap.add_argument("--batch", type=int, default=256, help="batch of the fine-tunes and of MaskPro")
+    ap.add_argument("--dense-batch", type=int, default=None, help=f"batch of the dense training (default {DENSE_BATCH}; "
+                    "--smoke: --batch)")
+    ap.add_argument("--lr", type=float, default=None, help=f"dense learning rate (default {DENSE_LR}; fine-tunes "
+                    "use 2e-4)")
+    ap.add_argument("--dropout", type=float, default=ZOO_UNET_CONFIG["dropout"],
+                    help=f"ResnetBlock2D dropout while training (default {ZOO_UNET_CONFIG['dropout']})")
+    ap.add_argument("--time-budget", type=float, default=None, metavar="S",
+                    help="stop the dense training after S seconds of this invocation, save its state in --work and "
+                    "exit 3; --resume continues it exactly")
+    ap.add_argument("--curve-samples", type=int, default=0, metavar="N",
+                    help="also draw N suite samples at every dense curve point into WORK/dense_curve_samples.npz")
+    ap.add_argument("--stages", default=None, help="comma list: run only these stages (reusing the others' saved "
+                    "states from --work), no export; lets independent stages run as parallel processes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="CPU torch threads (bit-reproducible per thread count)")
     ap.add_argument("--grids", action="store_true", help="only make docs/zoo grids from the zoo at --out (suite sampler)")
@@ -467,6 +540,13 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     b = {k: (getattr(args, k) if getattr(args, k) is not None else (v[1] if smoke else v[0])) for k, v in BUDGETS.items()}
     batch = 8 if smoke and args.batch == 256 else args.batch
+    dense_batch = args.dense_batch or (batch if smoke else DENSE_BATCH)
+    dense_lr = args.lr if args.lr is not None else DENSE_LR
+    ZOO_UNET_CONFIG["dropout"] = float(args.dropout)
+    only = None if args.stages is None else [x.strip() for x in args.stages.split(",") if x.strip()]
+    if only is not None and (not only or set(only) - set(STAGES)):
+        ap.error(f"--stages: expected a comma list of {', '.join(STAGES)}; got {args.stages!r}")
+    deadline = None if args.time_budget is None else time.time() + args.time_budget
     eval_repeats = 1 if smoke else 4
     work = args.work or (out / ".work" if smoke else REPO / ".zoo_work")
     out.mkdir(parents=True, exist_ok=True)
@@ -521,9 +601,16 @@ def main(argv=None) -> int:
     stage_file = lambda name: work / f"{name}.pt"  # noqa: E731
 
     def stage(name: str, fn):
-        """Run ``fn() -> (state_dict, card)`` or reuse its saved float32 state (``--resume``)."""
+        """Run ``fn() -> (state_dict, card)`` or reuse its saved float32 state (``--resume``, or a stage left
+        out of ``--stages``: then ``(None, None, None)`` when it has no saved state)."""
         path = stage_file(name)
-        if args.resume and path.is_file():
+        if only is not None and name not in only:
+            if not path.is_file():
+                print(f"{name}: not in --stages and no saved state; skipped", flush=True)
+                return None, None, None
+            saved = torch.load(path, map_location="cpu", weights_only=False)
+            return saved["state"], saved["card"], saved.get("extra")
+        if (args.resume or only is not None) and path.is_file():
             saved = torch.load(path, map_location="cpu", weights_only=False)
             print(f"{name}: reused stage state {path}", flush=True)
             return saved["state"], saved["card"], saved.get("extra")
@@ -531,7 +618,8 @@ def main(argv=None) -> int:
         state, card, extra = fn()
         timings[name] = round(time.time() - t0, 1)
         card["built_on"] = dict(device=device.type, device_name=device_name, versions=versions, command=cmd.strip(),
-                                date=_dt.date.today().isoformat(), wall_s=timings[name], batch=batch)
+                                date=_dt.date.today().isoformat(), wall_s=timings[name],
+                                batch=dense_batch if name == "dense" else batch)
         tmp = path.with_suffix(".tmp")
         torch.save({"state": state, "card": card, "extra": extra}, tmp)
         os.replace(tmp, path)
@@ -539,13 +627,45 @@ def main(argv=None) -> int:
 
     # ---- dense -----------------------------------------------------------------------------
     def dense_stage():
+        partial = work / "dense.partial.pt"
+        if not args.resume and partial.is_file():
+            partial.unlink()          # a fresh build does not continue an earlier one
         unet = new_unet(args.seed, device)
-        ema, info = train(unet, x_train, steps=b["dense_steps"], batch=batch, lr=args.lr,
+        curve_samples: dict = {}
+        if args.resume and partial.is_file() and (work / "dense_curve_samples.npz").is_file():
+            with np.load(work / "dense_curve_samples.npz") as d:      # the points drawn before the cut
+                curve_samples.update({k: d[k] for k in d.files if k != "meta"})
+
+        def on_curve(entry, ema):
+            # the suite's sampler (DDIM-100, seed 0, samples 0..N-1) at every curve point: FID/KID vs step
+            # afterwards (scripts/dense_sweep.py score WORK/dense_curve_samples.npz)
+            if not args.curve_samples:
+                return
+            from maskpro_eval.sampling.config import SamplingConfig
+            from maskpro_eval.sampling.standard import generate
+            cfg = SamplingConfig(sampler="ddim", eta=0.0, seed=0, batch_size=args.curve_samples, device=str(device))
+            curve_samples[f"ddim100_step{entry['step']}"] = generate(ema, cfg, count=args.curve_samples, start=0,
+                                                                    progress=False)
+            meta = {"variant": "dense", "snapshots": [entry]}
+            np.savez_compressed(work / "dense_curve_samples.npz", meta=np.array(json.dumps(meta)), **curve_samples)
+
+        ema, info = train(unet, x_train, steps=b["dense_steps"], batch=dense_batch, lr=dense_lr,
                           warmup=min(500, b["dense_steps"] // 10), seed=args.seed, ema_decay=0.9995,
-                          log_every=log_every, tag="dense", curve_every=max(1, b["dense_steps"] // 12), val=x_val)
+                          log_every=log_every, tag="dense", curve_every=max(1, b["dense_steps"] // 12), val=x_val,
+                          state_file=partial, deadline=deadline,
+                          on_curve=on_curve)
+        if not info["complete"]:
+            raise _Incomplete()
+        info["dropout"] = float(args.dropout)
         return {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}, {"training": info}, None
 
-    dense_state, dense_card, _ = stage("dense", dense_stage)
+    try:
+        dense_state, dense_card, _ = stage("dense", dense_stage)
+    except _Incomplete:
+        print(f"dense: stopped by --time-budget; continue with --resume --work {work} (same budgets)", flush=True)
+        return 3
+    if dense_state is None:
+        raise SystemExit("dense: no saved dense stage in --work; run the dense stage first")
     cards["dense"] = dict(name="dense", description="Dense DDPM UNet trained from scratch on the 32px digits "
                           "(train split), EMA weights, then the same fine-tune as the *_ft models (unmasked). The "
                           "baseline of the demo zoo. The pruned models start from it before that fine-tune "
@@ -611,7 +731,12 @@ def main(argv=None) -> int:
         gen = torch.Generator(device=device).manual_seed(args.seed + 4)
         best = None
         last_drawn = init_top
+        stopped_early = False
         for epoch in range(1, b["maskpro_epochs"] + 1):
+            if deadline is not None and epochs and time.time() > deadline:
+                stopped_early = True      # --time-budget: the run ends after the last whole epoch (recorded)
+                print(f"[maskpro] time budget reached after epoch {epoch - 1}", flush=True)
+                break
             # one epoch = steps_per_epoch policy-gradient steps; learn_masks continues exactly (logits, Adam
             # state, baseline), so the epochs are one run cut in pieces.
             offset = (epoch - 1) * steps_per_epoch
@@ -638,7 +763,9 @@ def main(argv=None) -> int:
                 best = dict(entry)
         final = {k: mpt.ungroup_view(mpt.final_mask(v, N), dense_w[k].shape).cpu() for k, v in logits.items()}
         state = {k: v.cpu() for k, v in masked_copy(final).state_dict().items()}
-        info = dict(steps=mp_steps, epochs=b["maskpro_epochs"], steps_per_epoch=steps_per_epoch, batch=batch,
+        done = len(logs)
+        info = dict(steps=done * steps_per_epoch, epochs=done, planned_epochs=b["maskpro_epochs"],
+                    stopped_by_time_budget=stopped_early, steps_per_epoch=steps_per_epoch, batch=batch,
                     optimizer="Adam on logits", lr=mp_lr, samples_per_step=mp_samples,
                     baseline=f"L(sampled) - L(initial magnitude mask) on the same minibatch, minus its moving average "
                     f"(momentum {mp_momentum})", init=f"logits = {mp_temp} * |w| / max|w| of the group (top-2 == "
@@ -651,18 +778,18 @@ def main(argv=None) -> int:
         return state, {"mask_learning": info}, {"epochs": epochs, "best_epoch": best["epoch"], "final": final}
 
     mp_state, mp_card, mp_extra = stage("maskpro_2of4", maskpro_stage)
-    mp_masks = mp_extra["final"]
+    mp_masks = mp_extra["final"] if mp_extra is not None else None
     cards["maskpro_2of4"] = dict(name="maskpro_2of4", parent="dense", nm_pattern="2:4", description=(
         "dense -> MaskPro 2:4 with the weights frozen: per-group logits (num_groups, 4) initialised from |w|, 2 of 4 "
         "drawn without replacement from softmax(logits) (Gumbel-top-k), REINFORCE on the diffusion loss with the "
         "loss residual vs the magnitude mask on the same minibatch minus its moving average; deployed mask = top-2 "
-        "logits. No weight is trained."), **mp_card)
+        "logits. No weight is trained."), **(mp_card or {}))
 
     # ---- the same masked fine-tune budget for both ----------------------------------------------
     def fine_tune(masks: dict, tag: str, seed_off: int, n_steps: int):
         def run():
             u = from_dense()
-            ema, info = train(u, x_train, steps=n_steps, batch=batch, lr=args.lr / 5,
+            ema, info = train(u, x_train, steps=n_steps, batch=batch, lr=FT_LR,
                               warmup=min(200, max(1, n_steps // 10)), seed=args.seed + seed_off, ema_decay=0.999,
                               masks=masks, log_every=log_every, tag=tag)
             return {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}, {"fine_tune": info}, None
@@ -673,24 +800,30 @@ def main(argv=None) -> int:
     s, c, _ = stage("magnitude_2of4_ft", fine_tune(mag_masks, "magnitude_ft", 1, b["finetune_steps"]))
     ft_states = {"magnitude_2of4_ft": s}
     cards["magnitude_2of4_ft"] = dict(name="magnitude_2of4_ft", parent="magnitude_2of4", nm_pattern="2:4",
-                                      description=f"magnitude_2of4 -> {ft_note}.", **c)
-    s, c, _ = stage("maskpro_2of4_ft", fine_tune(mp_masks, "maskpro_ft", 1, b["finetune_steps"]))
+                                      description=f"magnitude_2of4 -> {ft_note}.", **(c or {}))
+    s, c, _ = (stage("maskpro_2of4_ft", fine_tune(mp_masks, "maskpro_ft", 1, b["finetune_steps"]))
+               if mp_masks is not None else (None, None, None))
     ft_states["maskpro_2of4_ft"] = s
     cards["maskpro_2of4_ft"] = dict(name="maskpro_2of4_ft", parent="maskpro_2of4", nm_pattern="2:4",
-                                    description=f"maskpro_2of4 -> {ft_note}.", **c)
+                                    description=f"maskpro_2of4 -> {ft_note}.", **(c or {}))
     # the dense baseline gets the fine-tune recipe too (unmasked, --dense-finetune-steps), so that it is not
     # the only model without the fine-tune's low-lr EMA phase
     s, c, _ = stage("dense_ft", fine_tune(None, "dense_ft", 1, b["dense_finetune_steps"]))
     dense_final = s
-    cards["dense"]["fine_tune"] = c["fine_tune"]
-    cards["dense"]["fine_tune_built_on"] = c.get("built_on")
+    if c is not None:
+        cards["dense"]["fine_tune"] = c["fine_tune"]
+        cards["dense"]["fine_tune_built_on"] = c.get("built_on")
     nc_masks = noncompliant_masks(from_dense())
     s, c, _ = stage("noncompliant", fine_tune(nc_masks, "noncompliant_ft", 2, b["noncompliant_steps"]))
     ft_states["noncompliant"] = s
     cards["noncompliant"] = dict(name="noncompliant", parent="dense", nm_pattern=None, description=(
         "NEGATIVE-TEST model: 50% sparse on the masked layers but deliberately NOT 2:4: per layer the weakest third "
         "of the row-major groups of 4 (by L2 norm) is emptied and every other group keeps its 3 largest |w| (3:4); "
-        "then a shorter masked fine-tune. Meets a 50% sparsity target; 2:4 compliance ~0.33."), **c)
+        "then a shorter masked fine-tune. Meets a 50% sparsity target; 2:4 compliance ~0.33."), **(c or {}))
+    if only is not None:
+        print(f"--stages {','.join(only)}: done ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
+              "export with --resume once every stage is in --work", flush=True)
+        return 0
 
     # ---- export (float16), reload, measure -------------------------------------------------------
     states = {"dense": dense_final, "magnitude_2of4": mag_state, "maskpro_2of4": mp_state, **ft_states}
@@ -736,7 +869,8 @@ def main(argv=None) -> int:
     ck_dir.mkdir(parents=True)
     epochs = mp_extra["epochs"]
     logs_all = cards["maskpro_2of4"]["mask_learning"]["epochs_log"]   # every epoch (only a few are kept as files)
-    config = training_config(args.seed, mp_steps, b["maskpro_epochs"], mp_lr, batch, mp_samples)
+    ml_info = cards["maskpro_2of4"]["mask_learning"]
+    config = training_config(args.seed, ml_info["steps"], ml_info["epochs"], mp_lr, batch, mp_samples)
     base_unet = from_dense()
     best_val = min(e["val_loss"] for e in logs_all)
 
@@ -764,6 +898,15 @@ def main(argv=None) -> int:
 
     # ---- curve, ZOO.md, manifest ---------------------------------------------------------------------
     curve = {"dense": cards["dense"]["training"].get("curve", []), "maskpro": logs_all}
+    scores_file = work / "dense_curve_scores.json"      # scripts/dense_sweep.py score WORK/dense_curve_samples.npz
+    if scores_file.is_file():
+        sc = json.loads(scores_file.read_text())
+        curve["dense_sample_quality"] = sorted(
+            ({"step": int(k.rsplit("_step", 1)[1]), "n": v["n"], "fid": v["fid"], "kid": v["kid"],
+              "kid_std": v["kid_std"]} for k, v in sc.items() if "/ddim100_step" in k), key=lambda q: q["step"])
+        curve["dense_sample_quality_protocol"] = ("suite sampler (DDIM-100, eta 0, seed 0, samples 0..N-1) on the "
+                                                  "training device at each curve point; standard FID/KID vs the "
+                                                  "held-out digits, scored on the CPU; before the dense polish")
     (out / "training_curve.json").write_text(json.dumps(curve, indent=1) + "\n")
     plot_curve(out / "training_curve.json", docs / "training_curve.png")
     total = time.time() - t_start

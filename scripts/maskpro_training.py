@@ -179,19 +179,26 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
     """
     if num_samples < 1 or steps < 0:
         raise ValueError("num_samples must be >= 1 and steps >= 0")
-    logits = {k: v.detach().clone().float().requires_grad_(True) for k, v in init_logits.items()}
-    init_top = {k: final_mask(v, n) for k, v in logits.items()}
+    names = list(init_logits)
+    sizes = [int(init_logits[k].shape[0]) for k in names]
+    # one (sum of groups, M) parameter for all layers: sampling, log-probabilities and the optimizer step
+    # are a handful of kernels per step instead of a handful per layer (the per-layer dicts are views)
+    flat = torch.cat([init_logits[k].detach().float() for k in names], dim=0).clone().requires_grad_(True)
+
+    def split(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(names, torch.split(t, sizes, dim=0)))
+
+    init_top = split(final_mask(flat, n))
     if isinstance(reference, str):
         if reference != "initial":
             raise ValueError(f"reference must be 'initial', a mask dict or None; got {reference!r}")
         ref_masks = init_top
     else:
         ref_masks = reference
-    params = list(logits.values())
     if optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam([flat], lr=lr)
     elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr)
+        opt = torch.optim.SGD([flat], lr=lr)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
     log = MaskLearningLog()
@@ -199,13 +206,14 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
         baseline = resume["baseline"]
+    init_top_flat = final_mask(flat, n)
     for step in range(steps):
         ref_loss = float(loss_fn(ref_masks, step)) if ref_masks is not None else 0.0
         samples, losses = [], []
         for _ in range(num_samples):
-            masks = {k: sample_nm_mask(v, n, generator) for k, v in logits.items()}
-            samples.append(masks)
-            losses.append(float(loss_fn(masks, step)))
+            mask = sample_nm_mask(flat, n, generator)
+            samples.append(mask)
+            losses.append(float(loss_fn(split(mask), step)))
         residuals = [x - ref_loss for x in losses]
         mean_res = sum(residuals) / len(residuals)
         if baseline is None:
@@ -213,11 +221,10 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
         advs = [r - baseline for r in residuals]   # the baseline is a constant: no gradient
         opt.zero_grad(set_to_none=True)
         surrogate = 0.0
-        for masks, adv in zip(samples, advs):
+        for mask, adv in zip(samples, advs):
             if adv == 0.0:
                 continue
-            lp = sum(log_prob_nm_mask(logits[k], masks[k], n).sum() for k in logits)
-            surrogate = surrogate + adv * lp / num_samples
+            surrogate = surrogate + adv * log_prob_nm_mask(flat, mask, n).sum() / num_samples
         if torch.is_tensor(surrogate):
             surrogate.backward()
             opt.step()
@@ -227,11 +234,11 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
         log.reference_loss.append(ref_loss)
         log.baseline.append(baseline)
         if step % 25 == 0 or step == steps - 1:
-            now = {k: final_mask(v, n) for k, v in logits.items()}
-            log.changed_vs_init.append(1.0 - masks_equal_fraction(now, init_top))
+            now = final_mask(flat, n)
+            log.changed_vs_init.append(1.0 - float((now == init_top_flat).all(dim=1).float().mean()))
         else:
             log.changed_vs_init.append(math.nan)
         if callback is not None:
             callback(step, log)
     log.resume = {"optimizer": opt.state_dict(), "baseline": baseline}
-    return {k: v.detach() for k, v in logits.items()}, log
+    return {k: v.detach().clone() for k, v in split(flat.detach()).items()}, log

@@ -109,3 +109,21 @@ def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytest
         "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"*FAIL*{model}: fid_vs_{reference}*"])
+
+
+def test_shipped_demo_full_gates_fail_a_one_shot_model(pytester):
+    """evaluation_tests/thresholds_demo.toml's [full] gates, as shipped, at the demo protocol (N = 200,
+    DDIM-100, seed 0, the held-out digits): the one-shot magnitude 2:4 model (no fine-tune) FAILS the FID
+    increase relative to dense and the drift gate, so the default full run's pass is not a gate that cannot
+    fail. (The fine-tuned models pass the same gates in the default run: README, "The demo model zoo".)"""
+    from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
+    shipped = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
+    result = pytester.runpytest_subprocess(
+        str(REPO_ROOT / "evaluation_tests"), "-m", "full", *COMMON,
+        "--num-samples", "200", "--consistency-seeds", "0",
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        "--checkpoint", "magnitude_2of4=demo:magnitude_2of4", "--baseline", "demo:dense",
+        "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
+    assert result.ret == 1, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(["*[[]FAIL[]] magnitude_2of4: fid_increase_relative = *"])
+    result.stdout.fnmatch_lines(["*[[]FAIL[]] magnitude_2of4: drift_mse_mean = *"])
