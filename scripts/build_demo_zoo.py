@@ -696,7 +696,6 @@ def main(argv=None) -> int:
     # ---- MaskPro 2:4: weights frozen, mask distribution learned ---------------------------------
     mp_lr, mp_samples, mp_momentum, mp_temp = 0.02, b["maskpro_samples"], 0.9, 5.0
     steps_per_epoch = max(1, b["maskpro_steps"] // b["maskpro_epochs"])
-    mp_steps = steps_per_epoch * b["maskpro_epochs"]
 
     def maskpro_stage():
         probe = from_dense().eval().requires_grad_(False)

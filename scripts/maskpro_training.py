@@ -188,7 +188,8 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
     def split(t: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(names, torch.split(t, sizes, dim=0)))
 
-    init_top = split(final_mask(flat, n))
+    init_top_flat = final_mask(flat, n)
+    init_top = split(init_top_flat)
     if isinstance(reference, str):
         if reference != "initial":
             raise ValueError(f"reference must be 'initial', a mask dict or None; got {reference!r}")
@@ -206,7 +207,6 @@ def learn_masks(loss_fn: Callable[[dict[str, torch.Tensor], int], float],
     if resume is not None:
         opt.load_state_dict(resume["optimizer"])
         baseline = resume["baseline"]
-    init_top_flat = final_mask(flat, n)
     for step in range(steps):
         ref_loss = float(loss_fn(ref_masks, step)) if ref_masks is not None else 0.0
         samples, losses = [], []
