@@ -604,13 +604,11 @@ def main(argv=None) -> int:
         """Run ``fn() -> (state_dict, card)`` or reuse its saved float32 state (``--resume``, or a stage left
         out of ``--stages``: then ``(None, None, None)`` when it has no saved state)."""
         path = stage_file(name)
-        if only is not None and name not in only:
-            if not path.is_file():
-                print(f"{name}: not in --stages and no saved state; skipped", flush=True)
-                return None, None, None
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            return saved["state"], saved["card"], saved.get("extra")
-        if (args.resume or only is not None) and path.is_file():
+        skipped = only is not None and name not in only
+        if skipped and not path.is_file():
+            print(f"{name}: not in --stages and no saved state; skipped", flush=True)
+            return None, None, None
+        if skipped or (args.resume and path.is_file()):
             saved = torch.load(path, map_location="cpu", weights_only=False)
             print(f"{name}: reused stage state {path}", flush=True)
             return saved["state"], saved["card"], saved.get("extra")
