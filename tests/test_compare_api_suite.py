@@ -43,11 +43,16 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
 def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
     from maskpro_eval import MaskProEvaluator
     reports = pytester.path / "reports"
+    # At N=16 vs a 48-image reference the FID increase is noise-dominated (+78% for the fine-tuned zoo model),
+    # so the project default (+25%) is replaced by a loose gate: the gate still runs, and this test is about
+    # the API reproducing the suite's numbers, not about the model passing at N=16.
+    rules = pytester.path / "rules.toml"
+    rules.write_text("[full]\nmax_fid_increase_relative = 5.0\n")
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick or full", *COMMON, *SMALL,
         "--reports-dir", str(reports), "--fid-cache-dir", str(pytester.path / "c"),
         "--checkpoint", "demo:magnitude_2of4_ft", "--baseline", "demo:dense", "--fid-ref", str(small_ref),
-        "--quick-samples", "4", "--quick-steps", "4")
+        "--quick-samples", "4", "--quick-steps", "4", "--thresholds", str(rules))
     assert result.ret == 0, result.stdout.str()[-3000:]
     data = json.loads((reports / "run" / "evaluation_results.json").read_text())
     ev = MaskProEvaluator("demo:magnitude_2of4_ft", "demo:dense", output_dir=tmp_path)
