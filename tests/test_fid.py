@@ -60,7 +60,7 @@ def test_fid_diagonal_closed_form():
     a, b = rng.uniform(0.1, 3, d), rng.uniform(0.1, 3, d)
     mu1, mu2 = rng.randn(d), rng.randn(d)
     expected = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + np.sum((mu1 - mu2) ** 2)
-    for method in ("eigvals", "sqrtm"):
+    for method in ("eigvals", "symmetric", "sqrtm"):
         got = frechet_distance(mu1, np.diag(a), mu2, np.diag(b), method=method)
         assert got == pytest.approx(expected, rel=1e-10)
     assert frechet_distance_torch(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-10)
@@ -76,6 +76,11 @@ def test_fid_general_agrees_across_routes():
         cc.value, rel=1e-10)
     if torch.cuda.is_available():
         assert frechet_distance_torch(mu1, s1, mu2, s2, device="cuda") == pytest.approx(cc.value, rel=1e-9)
+    assert cc.method == "symmetric"
+    sq = frechet_distance_crosschecked(mu1, s1, mu2, s2, method="sqrtm")
+    assert sq.method == "sqrtm" and sq.rel_diff < 1e-8 and sq.value == cc.value
+    with pytest.raises(ValueError, match="expected 'symmetric' or 'sqrtm'"):
+        frechet_distance_crosschecked(mu1, s1, mu2, s2, method="eig")
 
 
 def test_fid_shape_errors():
@@ -295,9 +300,10 @@ def test_golden_differs_from_other_protocols(golden):
 def test_golden_eigvals_sqrtm_agree(golden):
     mu_a, s_a = feature_statistics(golden["fa"])
     mu_b, s_b = feature_statistics(golden["fb"])
-    cc = frechet_distance_crosschecked(mu_a, s_a, mu_b, s_b)
-    assert cc.rel_diff < 1e-6
-    assert cc.value_sqrtm == pytest.approx(GOLDEN_STANDARD, rel=1e-5)
+    for method in ("symmetric", "sqrtm"):
+        cc = frechet_distance_crosschecked(mu_a, s_a, mu_b, s_b, method=method)
+        assert cc.method == method and cc.rel_diff < 1e-6
+        assert cc.value_check == pytest.approx(GOLDEN_STANDARD, rel=1e-5)
     assert cc.value == pytest.approx(golden["value"], rel=1e-12)
 
 

@@ -5,8 +5,10 @@ network (:data:`maskpro_eval.metrics.inception.PROTOCOLS`).
 * Features: :mod:`maskpro_eval.metrics.inception` (float32, TF1 bilinear resize, ``(x-128)/128``).
 * Statistics: float64 mean and unbiased covariance (``ddof=1``).
 * Frechet distance: ``|mu1-mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2)`` in float64, the trace of the
-  square root from the eigenvalues of ``S1 @ S2`` (``method="eigvals"``, default) or from
-  ``scipy.linalg.sqrtm`` (``method="sqrtm"``, the cross-check).
+  square root from the eigenvalues of ``S1 @ S2`` (``method="eigvals"``, default), cross-checked by the
+  symmetric route ``tr((S2^1/2 S1 S2^1/2)^1/2)`` (``method="symmetric"``: two symmetric eigendecompositions,
+  an independent algorithm, 1.7 s vs ``scipy.linalg.sqrtm``'s 11 s for 2048-d on 2 CPU cores);
+  ``method="sqrtm"`` is pytorch-fid's route.
 * KID: unbiased MMD^2 with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3`` averaged over
   random subsets, as torch-fidelity (subset draws from ``np.random.RandomState(seed)``, std with
   ``ddof=0``).
@@ -119,6 +121,16 @@ def _trace_sqrt_eigvals(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.sqrt(ev.astype(np.complex128)).real.sum())
 
 
+def _trace_sqrt_symmetric(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    # S1 S2 is similar to S2^1/2 S1 S2^1/2, which is symmetric PSD: eigh/eigvalsh (LAPACK syevd), no
+    # non-symmetric eigensolver; negative eigenvalues are rounding noise of a PSD matrix (clipped to 0).
+    w, v = np.linalg.eigh(sigma2)
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    m = root @ sigma1 @ root
+    ev = np.linalg.eigvalsh((m + m.T) / 2.0)
+    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+
+
 def _trace_sqrt_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
     import scipy.linalg
 
@@ -133,15 +145,18 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigvals") -> float
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2), float64.
 
     ``method="eigvals"`` (default, faster): ``tr((S1 S2)^1/2) = sum(sqrt(eigvals(S1 @ S2)).real)``.
+    ``method="symmetric"``: ``sum(sqrt(eigvalsh(S2^1/2 S1 S2^1/2)))`` (the cross-check).
     ``method="sqrtm"``: ``trace(scipy.linalg.sqrtm(S1 @ S2)).real`` (pytorch-fid's route).
     """
     mu1, sigma1, mu2, sigma2 = _validate_stats(mu1, sigma1, mu2, sigma2)
     if method == "eigvals":
         tr_covmean = _trace_sqrt_eigvals(sigma1, sigma2)
+    elif method == "symmetric":
+        tr_covmean = _trace_sqrt_symmetric(sigma1, sigma2)
     elif method == "sqrtm":
         tr_covmean = _trace_sqrt_sqrtm(sigma1, sigma2)
     else:
-        raise ValueError(f"frechet_distance: method {method!r}; expected 'eigvals' or 'sqrtm'")
+        raise ValueError(f"frechet_distance: method {method!r}; expected 'eigvals', 'symmetric' or 'sqrtm'")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
@@ -152,8 +167,9 @@ class FrechetCrossCheck:
 
     value: float            # the eigvals result (reported)
     value_eigvals: float
-    value_sqrtm: float
-    rel_diff: float         # |eigvals - sqrtm| / max(|eigvals|, 1e-12)
+    value_check: float      # the cross-check route's result
+    method: str             # the cross-check route: "symmetric" (default) or "sqrtm"
+    rel_diff: float         # |eigvals - check| / max(|eigvals|, 1e-12)
     tolerance: float
 
     @property
@@ -161,16 +177,21 @@ class FrechetCrossCheck:
         return self.rel_diff <= self.tolerance
 
 
-def frechet_distance_crosschecked(mu1, sigma1, mu2, sigma2, tolerance: float = 1e-5) -> FrechetCrossCheck:
-    """Both routes; warns (RuntimeWarning) when they differ by more than ``tolerance`` relative."""
+def frechet_distance_crosschecked(mu1, sigma1, mu2, sigma2, tolerance: float = 1e-5,
+                                  method: str = "symmetric") -> FrechetCrossCheck:
+    """The eigvals route and the ``method`` route ("symmetric" or "sqrtm"); warns (RuntimeWarning) when
+    they differ by more than ``tolerance`` relative."""
+    if method not in ("symmetric", "sqrtm"):
+        raise ValueError(f"frechet_distance_crosschecked: method {method!r}; expected 'symmetric' or 'sqrtm'")
     a = frechet_distance(mu1, sigma1, mu2, sigma2, method="eigvals")
-    b = frechet_distance(mu1, sigma1, mu2, sigma2, method="sqrtm")
+    b = frechet_distance(mu1, sigma1, mu2, sigma2, method=method)
     rel = abs(a - b) / max(abs(a), 1e-12)
     if rel > tolerance:
-        warnings.warn(f"FID eigvals ({a:.6f}) and sqrtm ({b:.6f}) routes differ by {rel:.2e} relative "
+        warnings.warn(f"FID eigvals ({a:.6f}) and {method} ({b:.6f}) routes differ by {rel:.2e} relative "
                       f"(> {tolerance:g}): the covariances may be ill-conditioned (too few samples?)",
                       RuntimeWarning, stacklevel=2)
-    return FrechetCrossCheck(value=a, value_eigvals=a, value_sqrtm=b, rel_diff=rel, tolerance=tolerance)
+    return FrechetCrossCheck(value=a, value_eigvals=a, value_check=b, method=method, rel_diff=rel,
+                             tolerance=tolerance)
 
 
 def frechet_distance_torch(mu1, sigma1, mu2, sigma2, device: Any = None) -> float:
@@ -294,7 +315,8 @@ class FIDResult:
     n_a: int | None
     n_b: int | None
     protocol: dict
-    value_sqrtm: float | None = None
+    value_crosscheck: float | None = None       # the cross-check route's FID (crosscheck=True)
+    crosscheck_method: str | None = None        # "symmetric" (eigh) or "sqrtm"
     crosscheck_rel_diff: float | None = None
     kid_mean: float | None = None
     kid_std: float | None = None
@@ -329,14 +351,14 @@ def fid_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_a: int | None = None, n_b: in
     """FIDResult from precomputed statistics (e.g. generated samples vs a reference ``.npz``)."""
     if crosscheck:
         cc = frechet_distance_crosschecked(mu_a, sigma_a, mu_b, sigma_b)
-        value, v_sqrtm, rel = cc.value, cc.value_sqrtm, cc.rel_diff
+        value, v_check, method, rel = cc.value, cc.value_check, cc.method, cc.rel_diff
     else:
-        value, v_sqrtm, rel = frechet_distance(mu_a, sigma_a, mu_b, sigma_b), None, None
+        value, v_check, method, rel = frechet_distance(mu_a, sigma_a, mu_b, sigma_b), None, None, None
     if warn_small_n:
         _warn_small(n_a, n_b)
     return FIDResult(value=value, n_a=n_a, n_b=n_b,
                      protocol=fid_protocol(weights_sha256, n_a, n_b, protocol=protocol),
-                     value_sqrtm=v_sqrtm, crosscheck_rel_diff=rel)
+                     value_crosscheck=v_check, crosscheck_method=method, crosscheck_rel_diff=rel)
 
 
 def _resolve_extractor(extractor, weights_path, device, protocol=None):

@@ -291,17 +291,23 @@ class QualityEvaluator:
 
     # ---------------------------------------------------------------- metrics
     def fid(self, model, seed: int | None = None, baseline=None):
-        """FIDResult of the model's samples against the reference set."""
+        """FIDResult of the model's samples against the reference set (computed once per model and seed:
+        the main seed's value, cross-checked with ``scipy.linalg.sqrtm``, is reused by the consistency)."""
         from maskpro_eval.metrics.fid import feature_statistics, fid_from_stats
+        seed = self.settings.seed if seed is None else seed
+        key = ("fid", model.name, seed)
+        if key in self._features:
+            return self._features[key]
         ref = self.reference(baseline)
         feats = self.features(model, seed)
         with self.timer.phase("statistics"):
             mu, sigma = feature_statistics(feats)
         with self.timer.phase("metrics"):
-            return fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
-                                  weights_sha256=self.extractor.weights_sha256,
-                                  crosscheck=seed in (None, self.settings.seed), warn_small_n=False,
-                                  protocol=self.protocol_key)
+            self._features[key] = fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
+                                                 weights_sha256=self.extractor.weights_sha256,
+                                                 crosscheck=seed == self.settings.seed, warn_small_n=False,
+                                                 protocol=self.protocol_key)
+        return self._features[key]
 
     def kid(self, model, baseline=None) -> tuple[float, float] | None:
         """KID (mean, std) against the reference features; None if the reference has only mu/sigma."""
