@@ -17,13 +17,13 @@ COMMON = ["-p", "no:cacheprovider", "--rootdir", str(REPO_ROOT), "-c", str(REPO_
 SMALL = ["--num-samples", "16", "--steps", "10", "--consistency-seeds", "2"]
 
 
-def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, garbage_model):
+def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, garbage_model, shared_fid_cache):
     rules = pytester.path / "rules.toml"
     rules.write_text('[[compare.relative]]\nmodel = "garbage"\nreference = "dense"\nmetric = "fid"\n'
                      'max_worse_relative = 0.1\n')
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON, *SMALL,
-        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4_ft",
         "--original", "dense=demo:dense", "--fid-ref", str(small_ref), "--thresholds", str(rules))
     assert result.ret == 1, result.stdout.str()[-3000:]
@@ -40,7 +40,7 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
     assert any(r["pareto_optimal"] for r in rows.values())
 
 
-def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
+def test_api_equals_pytest_run(pytester, small_ref, tmp_path, shared_fid_cache):
     from maskpro_eval import MaskProEvaluator
     reports = pytester.path / "reports"
     # At N=16 vs a 48-image reference the FID increase is noise-dominated (+78% for the fine-tuned zoo model),
@@ -50,7 +50,7 @@ def test_api_equals_pytest_run(pytester, small_ref, tmp_path):
     rules.write_text("[full]\nmax_fid_increase_relative = 5.0\n")
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick or full", *COMMON, *SMALL,
-        "--reports-dir", str(reports), "--fid-cache-dir", str(pytester.path / "c"),
+        "--reports-dir", str(reports), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", "demo:magnitude_2of4_ft", "--baseline", "demo:dense", "--fid-ref", str(small_ref),
         "--quick-samples", "4", "--quick-steps", "4", "--thresholds", str(rules))
     assert result.ret == 0, result.stdout.str()[-3000:]
@@ -95,7 +95,7 @@ def test_run_command_workflow_on_real_training_run(tmp_path):
     assert quick["models"]["best"]["sparsity"]["masked_layers"] == 0.5
 
 
-def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytester):
+def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytester, shared_fid_cache):
     """evaluation_tests/thresholds_demo.toml's [[compare.relative]] rule, run as shipped at the demo protocol
     (N = 200, DDIM-100, the held-out digits) with the two models trading names: it FAILS. Samples depend
     only on the model and the seed, so the swapped run sees exactly the default compare run's FIDs
@@ -109,14 +109,14 @@ def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytest
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON,
         "--num-samples", "200", "--consistency-seeds", "0",
-        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", f"{model}=demo:{reference}", "--checkpoint", f"{reference}=demo:{model}",
         "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
     assert result.ret == 1, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines([f"*FAIL*{model}: fid_vs_{reference}*"])
 
 
-def test_shipped_demo_full_gates_fail_a_one_shot_model(pytester):
+def test_shipped_demo_full_gates_fail_a_one_shot_model(pytester, shared_fid_cache):
     """evaluation_tests/thresholds_demo.toml's [full] gates, as shipped, at the demo protocol (N = 200,
     DDIM-100, seed 0, the held-out digits): the one-shot magnitude 2:4 model (no fine-tune) FAILS the FID
     increase relative to dense and the drift gate, so the default full run's pass is not a gate that cannot
@@ -126,7 +126,7 @@ def test_shipped_demo_full_gates_fail_a_one_shot_model(pytester):
     result = pytester.runpytest_subprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "full", *COMMON,
         "--num-samples", "200", "--consistency-seeds", "0",
-        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(pytester.path / "c"),
+        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", "magnitude_2of4=demo:magnitude_2of4", "--baseline", "demo:dense",
         "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
     assert result.ret == 1, result.stdout.str()[-3000:]

@@ -122,6 +122,16 @@ def test_features_shape_dtype_and_layouts(extractor):
     assert not np.allclose(f_hwc[0], f_hwc[1])
 
 
+@needs_weights
+def test_cpu_features_do_not_depend_on_the_batch_size(extractor):
+    """The CPU batch cap (CPU_MAX_BATCH, chosen for speed) is safe only because chunking changes no bit."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (11, 32, 32, 3), dtype=np.uint8)
+    one_by_one = np.concatenate([extractor.features(x[i:i + 1], batch_size=1) for i in range(len(x))])
+    for bs in (3, inc.CPU_MAX_BATCH, 64):
+        assert np.array_equal(extractor.features(x, batch_size=bs), one_by_one), bs
+
+
 def test_wrong_row_count_detected():
     class BadNet(torch.nn.Module):
         def __init__(self):

