@@ -42,7 +42,7 @@ from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.runtime.dtypes import torch_dtype
 from maskpro_eval.sampling.config import DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, SamplingConfig, SamplingError, make_scheduler
 from maskpro_eval.sampling.noise import sample_noise
-from maskpro_eval.sampling.unet_io import model_output, unet_info
+from maskpro_eval.sampling.unet_io import in_fixed_chunks, model_output, unet_info
 
 __all__ = ["FastEngineOptions", "fast_configs", "FastDDIMSampler", "ddim_coefficients", "quantize_uint8", "inductor_options",
            "parse_compile_options"]
@@ -269,6 +269,9 @@ class FastDDIMSampler:
         self.stats["unet_calls"] += 1
         if self.engine.cuda_graph and self.device.type == "cuda":
             return self._call_graph(x_in, t)
+        if self.device.type == "cpu":
+            # fixed call shape on a CPU, as sampling.standard.generate (bit-identical images, any batch)
+            return in_fixed_chunks(lambda c: self._fwd(c, self._timestep_tensor(t, c.shape[0])), x_in)
         if b == 1:
             # batch-1 calls take other kernels than batched ones (sampling.generate does the same)
             return self._fwd(torch.cat([x_in, x_in]), self._timestep_tensor(t, 2))[:1]
