@@ -28,8 +28,10 @@ rule: ``--grids`` (CPU is fine) after a build.
 
 Usage::
 
-    python scripts/build_demo_zoo.py                         # the real zoo (GPU; on one H200: dense 10k steps
-                                                             # 457 s, MaskPro ~0.29 s/step, fine-tunes 23 it/s)
+    python scripts/build_demo_zoo.py                         # the real zoo (GPU; on one H200, 2026-12-04: dense
+                                                             # 9k steps 572 s with --curve-samples 200; then, as
+                                                             # parallel --stages processes, MaskPro 199 s and the
+                                                             # 4k-step fine-tunes 240-270 s at 14-17 it/s)
     python scripts/build_demo_zoo.py --grids                 # docs/zoo/*.png from the bundled zoo
     python scripts/build_demo_zoo.py --smoke                 # a few steps of everything, CPU, temp dir
     python scripts/build_demo_zoo.py --work W --resume       # continue a build whose stages are in W
@@ -81,7 +83,7 @@ RUN_BASE = "pruned_model"
 KEEP_EPOCHS = 2                       # trainer keeps only the last few epoch checkpoints
 
 #: Step budgets (real build, smoke build).
-BUDGETS = {"dense_steps": (9000, 4), "finetune_steps": (1200, 2), "dense_finetune_steps": (600, 2),
+BUDGETS = {"dense_steps": (9000, 4), "finetune_steps": (4000, 2), "dense_finetune_steps": (2000, 2),
            "noncompliant_steps": (800, 2),
            "maskpro_steps": (1200, 4), "maskpro_epochs": (8, 2), "maskpro_samples": (4, 2)}
 
