@@ -128,6 +128,7 @@ SETTING_TOKENS = {
     "bench": "cudnn.benchmark",
     "cl": "channels-last UNet and input",
     "graph": "CUDA graph around the UNet call",
+    "tt": "time embedding once per step for the whole batch (sampling.time_table)",
     "fp16": "float16 UNet (the default)",
     "bf16": "bfloat16 UNet",
     "tf32": "float32 UNet, TF32 matmuls/convolutions",
@@ -150,7 +151,7 @@ def setting_config(setting: str, batch: int) -> dict:
                 allow_tf32={"tf32": True, "fp32": False}.get(dt), compile="compile" in toks or "ma" in toks,
                 compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
                 compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
-                cuda_graph="graph" in toks)
+                cuda_graph="graph" in toks, time_table="tt" in toks)
 
 
 def fast_sampler(unet, scheduler_config, setting: str, batch: int, steps: int, device: str):

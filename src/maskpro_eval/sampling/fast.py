@@ -75,6 +75,9 @@ class FastEngineOptions:
         channels_last: run the UNet in channels-last memory format.
         pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
         allow_tf32: set TF32 for fp32 matmuls/convs during sampling (None: leave PyTorch's flags).
+        time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
+            ``t``): each resnet's projected time vector precomputed for the sampler's timesteps
+            (:mod:`maskpro_eval.sampling.time_table`; checked against the unpatched UNet when installed).
     """
 
     autocast: bool = False
@@ -85,6 +88,7 @@ class FastEngineOptions:
     channels_last: bool = False
     pad_last_batch: bool | None = None
     allow_tf32: bool | None = None
+    time_table: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,7 +196,7 @@ class FastDDIMSampler:
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
         needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
-                      or eng.channels_last)
+                      or eng.channels_last or eng.time_table)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
         if not eng.autocast and self.dtype != p_dtype:
@@ -207,6 +211,10 @@ class FastDDIMSampler:
         if eng.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)
+        self._t_rows, self._t_index = None, None
+        if eng.time_table:
+            from maskpro_eval.sampling.time_table import install_time_table
+            self._t_rows, self._t_index = install_time_table(model, [int(c["t"]) for c in self.coefs])
         self.model = model
         self.in_dtype = torch.float32 if eng.autocast else self.dtype
         self._fwd = self._make_forward()
@@ -267,6 +275,10 @@ class FastDDIMSampler:
     def _call_unet(self, x_in: torch.Tensor, t: int) -> torch.Tensor:
         b = x_in.shape[0]
         self.stats["unet_calls"] += 1
+        if self._t_index is not None:
+            if t not in self._t_rows:
+                raise FastSamplingError(f"time table: timestep {t} is not one of this sampler's DDIM timesteps")
+            self._t_index.fill_(self._t_rows[t])
         if self.engine.cuda_graph and self.device.type == "cuda":
             return self._call_graph(x_in, t)
         if self.device.type == "cpu":
@@ -422,7 +434,7 @@ class FastDDIMSampler:
                 "cudnn_benchmark": self.engine.cudnn_benchmark, "cuda_graph": self.engine.cuda_graph,
                 "channels_last": self.engine.channels_last, "batch_size": int(self.sampling.batch_size),
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
-                "device": str(self.device)}
+                "device": str(self.device), **({"time_table": True} if self.engine.time_table else {})}
 
 
 _MODE_OPTIONS = {

@@ -1,0 +1,108 @@
+"""Fidelity of the fast path on a TRAINED UNet: fp16 (compiled) vs fp32 FID on the same seeds (issue #13, item 4).
+
+For each precision and seed, ``python -m maskpro_eval.runtime.distributed`` (the fast DDIM sampler, DDIM-100,
+eta 0, the suite's per-sample noise; Inception features strict fp32, deterministic) draws N samples and keeps
+their features; then, on the GPU in float64:
+
+* FID of every set against the held-out digits (``digits_heldout_32px.npz``, 397 images: biased, compare
+  only at equal N);
+* the fp32 seed-to-seed spread (std of those FIDs over the seeds, and fp32 seed 0 vs seed s directly);
+* fp16 seed s vs fp32 seed s (same x_T): the direct distance and the FID shift against the held-out digits.
+
+The check of item 4: |FID_fp16(s) - FID_fp32(s)| <= the fp32 seed-to-seed std, for every seed.
+
+Usage (one GPU)::
+
+    python -m benchmarks.trained_fidelity --model src/maskpro_eval/demo_zoo/dense --num-samples 10240 \
+        --seeds 0,1,2 --out fidelity.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+HELDOUT = REPO / "src" / "maskpro_eval" / "demo_zoo" / "digits_heldout_32px.npz"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.trained_fidelity", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--num-samples", type=int, default=10_240)
+    ap.add_argument("--batch-size", type=int, default=2048)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--dtypes", default="float32,float16", help="the first is the reference precision")
+    ap.add_argument("--compile-fast", action="store_true", help="torch.compile the non-reference precisions")
+    ap.add_argument("--reference", default=str(HELDOUT), help="real images (.npz, key images, uint8 NHWC)")
+    ap.add_argument("--inception-weights", default=None)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--device", default="cuda", help="cuda (cpu only for a tiny check of this script)")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch
+    from maskpro_eval.runtime import distributed
+
+    t_start = time.perf_counter()
+    seeds, dtypes = _ints(a.seeds), [d.strip() for d in a.dtypes.split(",") if d.strip()]
+    with np.load(a.reference) as d:
+        real = torch.from_numpy(np.ascontiguousarray(d["images"].transpose(0, 3, 1, 2)))
+    ext = GPUInceptionFeatures(a.inception_weights, device=a.device, batch_size=512)
+    mu_r, sig_r = feature_statistics_torch(ext(real))
+    stats, runs = {}, {}
+    tmp = Path("/tmp/trained_fidelity")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for dt in dtypes:
+        for s in seeds:
+            f = tmp / f"{dt}_s{s}.npy"
+            argv_d = ["--model", a.model, "--num-samples", str(a.num_samples), "--batch-size", str(a.batch_size),
+                      "--seed", str(s), "--dtype", dt, "--save-features", str(f), "--steps", str(a.steps),
+                      "--device", a.device]
+            if a.inception_weights:
+                argv_d += ["--inception-weights", a.inception_weights]
+            if a.compile_fast and dt != dtypes[0]:
+                argv_d.append("--compile")
+            rec = distributed.main(argv_d)
+            feats = torch.from_numpy(np.load(f)).to(a.device)
+            stats[(dt, s)] = feature_statistics_torch(feats)
+            runs[f"{dt}_s{s}"] = {"fid_vs_heldout": frechet_distance_torch(*stats[(dt, s)], mu_r, sig_r),
+                                  "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
+                                  "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
+                                  "compile": rec["compile"], "features_sha256": rec["features_sha256"]}
+            print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
+    ref_dt = dtypes[0]
+    ref_fids = [runs[f"{ref_dt}_s{s}"]["fid_vs_heldout"] for s in seeds]
+    spread = statistics.stdev(ref_fids) if len(ref_fids) > 1 else None
+    out = {"model": a.model, "num_samples": a.num_samples, "batch_size": a.batch_size, "seeds": seeds,
+           "reference": f"{a.reference} ({real.shape[0]} images)", "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu", "steps": a.steps,
+           "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "runs": runs,
+           f"{ref_dt}_seed_std_vs_heldout": spread,
+           f"{ref_dt}_seed0_vs_seed": {str(s): frechet_distance_torch(*stats[(ref_dt, seeds[0])], *stats[(ref_dt, s)])
+                                      for s in seeds[1:]}}
+    checks = []
+    for dt in dtypes[1:]:
+        shift = {str(s): runs[f"{dt}_s{s}"]["fid_vs_heldout"] - runs[f"{ref_dt}_s{s}"]["fid_vs_heldout"] for s in seeds}
+        direct = {str(s): frechet_distance_torch(*stats[(dt, s)], *stats[(ref_dt, s)]) for s in seeds}
+        ok = spread is not None and all(abs(v) <= spread for v in shift.values())
+        out[f"{dt}_minus_{ref_dt}_same_seed"] = shift
+        out[f"{dt}_vs_{ref_dt}_same_seed_direct"] = direct
+        out[f"{dt}_within_{ref_dt}_seed_spread"] = ok
+        checks.append(ok)
+    out["wall_seconds"] = time.perf_counter() - t_start
+    if a.out:
+        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1), flush=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()
