@@ -369,6 +369,16 @@ def noncompliant_masks(unet) -> dict:
     return out
 
 
+def _stage_devices(cards: dict) -> dict[str, list[str]]:
+    """``{device name: [stages built on it]}`` from the cards' ``built_on`` records (one-shot models have none)."""
+    out: dict[str, list[str]] = {}
+    for name, c in cards.items():
+        for key, label in (("built_on", name), ("fine_tune_built_on", f"{name} polish")):
+            if c.get(key):
+                out.setdefault(c[key]["device_name"], []).append(label)
+    return out
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -919,8 +929,10 @@ def main(argv=None) -> int:
              f"{ZOO_UNET_CONFIG['block_out_channels']}`, layers_per_block 1) trained on scikit-learn's 8x8 digits "
              "upscaled to 32x32. Built by `scripts/build_demo_zoo.py`; every number below comes from that run "
              "(`build.json`, each model's `zoo_card.json`). Weights: float16 safetensors, loaded as float32.", "",
-             f"Command: `{cmd.strip()}`  ", f"Device: {device_name}, {date}  ",
-             f"Build wall time: {total / 60:.1f} min (stages run in this invocation: "
+             f"Export command: `{cmd.strip()}`  ", f"Export device: {device_name}, {date}  ",
+             "Stages trained on: " + "; ".join(
+                 f"{dev} ({', '.join(names)})" for dev, names in _stage_devices(cards).items()) + "  ",
+             f"Export wall time: {total / 60:.1f} min (stages run in this invocation: "
              f"{', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})  ", f"Versions: {versions_line}  ",
              f"Data: {data_card['train_images']} train / {data_card['val_images']} val / {data_card['test_images']} "
              f"held-out test images; the held-out set is `{REFERENCE_NAME}`, the demo FID reference.", "",
