@@ -224,6 +224,10 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
             gd.set_state(st["gd"])
         perm, pos, start, losses, curve, smooth = st["perm"], st["pos"], st["step"], st["losses"], st["curve"], st["smooth"]
         wall_before = st["wall"]
+        if st.get("rng_cpu") is not None:
+            torch.set_rng_state(st["rng_cpu"])
+        if st.get("rng_cuda") is not None and dev.type == "cuda":
+            torch.cuda.set_rng_state(st["rng_cuda"], dev)
         print(f"[{tag}] resumed at step {start}/{steps} from {state_file}", flush=True)
 
     def save_state(step_done: int) -> None:
@@ -231,7 +235,11 @@ def train(unet, data: torch.Tensor, *, steps: int, batch: int, lr: float, warmup
         torch.save({"steps": steps, "batch": batch, "unet": unet.state_dict(), "ema": ema.state_dict(),
                     "opt": opt.state_dict(), "g": g.get_state(), "gd": gd.get_state() if gd is not g else None,
                     "perm": perm, "pos": pos, "step": step_done, "losses": losses, "curve": curve,
-                    "smooth": smooth, "wall": wall_before + time.time() - t0}, tmp)
+                    "smooth": smooth, "wall": wall_before + time.time() - t0,
+                    # the global generators drive dropout: without them a resumed run would restart its
+                    # dropout stream from the seed's state instead of continuing it
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}, tmp)
         os.replace(tmp, state_file)
 
     complete = True

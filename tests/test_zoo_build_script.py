@@ -44,3 +44,35 @@ def test_smoke_build_makes_a_complete_small_zoo(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in (*NAMES, "heldout"):
         assert (out / "grids" / f"{name}.png").is_file(), name
+
+
+def test_a_cut_and_resumed_dense_run_is_the_uncut_run(tmp_path, monkeypatch):
+    """train(state_file=..., deadline=...) then a second call that resumes it gives bitwise the weights of
+    one uncut call, dropout included (the global generators are saved with the loop state)."""
+    import importlib.util
+    import torch
+    spec = importlib.util.spec_from_file_location("build_demo_zoo_under_test", SCRIPT)
+    bz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bz)
+    g = torch.Generator().manual_seed(0)
+    data = torch.rand((12, 3, 32, 32), generator=g) * 2 - 1
+    kw = dict(steps=6, batch=4, lr=1e-3, warmup=1, seed=0, ema_decay=0.9, log_every=0)
+
+    def run(state_file=None, deadline=None):
+        unet = bz.new_unet(0, "cpu")                     # dropout 0.3, as the zoo trains
+        assert unet.config.dropout > 0
+        ema, info = bz.train(unet, data, state_file=state_file, deadline=deadline, **kw)
+        return ema, info
+
+    whole, _ = run()
+    clock = iter(range(10**6))                           # a fake clock: each time.time() call is 1 s later
+    monkeypatch.setattr(bz.time, "time", lambda: float(next(clock)))
+    state = tmp_path / "dense.partial.pt"
+    _, first = run(state_file=state, deadline=3.5)       # cut after a few steps
+    monkeypatch.undo()
+    assert not first["complete"] and state.is_file()
+    assert 0 < torch.load(state, weights_only=False)["step"] < kw["steps"]
+    resumed, second = run(state_file=state)
+    assert second["complete"]
+    for (k, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), k
