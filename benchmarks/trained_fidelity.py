@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,10 +30,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 HELDOUT = REPO / "src" / "maskpro_eval" / "demo_zoo" / "digits_heldout_32px.npz"
-
-
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def main(argv=None) -> dict:
@@ -49,31 +46,31 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="cuda", help="cuda (cpu only for a tiny check of this script)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    from benchmarks.cli import _csv, _ints
     from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch
     from maskpro_eval.runtime import distributed
 
     t_start = time.perf_counter()
-    seeds, dtypes = _ints(a.seeds), [d.strip() for d in a.dtypes.split(",") if d.strip()]
+    seeds, dtypes = _ints(a.seeds), _csv(a.dtypes)
     with np.load(a.reference) as d:
         real = torch.from_numpy(np.ascontiguousarray(d["images"].transpose(0, 3, 1, 2)))
     ext = GPUInceptionFeatures(a.inception_weights, device=a.device, batch_size=512)
     mu_r, sig_r = feature_statistics_torch(ext(real))
     stats, runs = {}, {}
-    tmp = Path("/tmp/trained_fidelity")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp_dir = tempfile.TemporaryDirectory(prefix="trained_fidelity_")
     for dt in dtypes:
         for s in seeds:
-            f = tmp / f"{dt}_s{s}.npy"
+            f = Path(tmp_dir.name) / f"{dt}_s{s}.npz"     # mu/sigma (float64) as the run computed them
             argv_d = ["--model", a.model, "--num-samples", str(a.num_samples), "--batch-size", str(a.batch_size),
-                      "--seed", str(s), "--dtype", dt, "--save-features", str(f), "--steps", str(a.steps),
+                      "--seed", str(s), "--dtype", dt, "--save-stats", str(f), "--steps", str(a.steps),
                       "--device", a.device]
             if a.inception_weights:
                 argv_d += ["--inception-weights", a.inception_weights]
             if a.compile_fast and dt != dtypes[0]:
                 argv_d.append("--compile")
             rec = distributed.main(argv_d)
-            feats = torch.from_numpy(np.load(f)).to(a.device)
-            stats[(dt, s)] = feature_statistics_torch(feats)
+            with np.load(f) as z:
+                stats[(dt, s)] = tuple(torch.from_numpy(z[k]).to(a.device) for k in ("mu", "sigma"))
             runs[f"{dt}_s{s}"] = {"fid_vs_heldout": frechet_distance_torch(*stats[(dt, s)], mu_r, sig_r),
                                   "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
                                   "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
@@ -88,7 +85,6 @@ def main(argv=None) -> dict:
            f"{ref_dt}_seed_std_vs_heldout": spread,
            f"{ref_dt}_seed0_vs_seed": {str(s): frechet_distance_torch(*stats[(ref_dt, seeds[0])], *stats[(ref_dt, s)])
                                       for s in seeds[1:]}}
-    checks = []
     for dt in dtypes[1:]:
         shift = {str(s): runs[f"{dt}_s{s}"]["fid_vs_heldout"] - runs[f"{ref_dt}_s{s}"]["fid_vs_heldout"] for s in seeds}
         direct = {str(s): frechet_distance_torch(*stats[(dt, s)], *stats[(ref_dt, s)]) for s in seeds}
@@ -96,7 +92,7 @@ def main(argv=None) -> dict:
         out[f"{dt}_minus_{ref_dt}_same_seed"] = shift
         out[f"{dt}_vs_{ref_dt}_same_seed_direct"] = direct
         out[f"{dt}_within_{ref_dt}_seed_spread"] = ok
-        checks.append(ok)
+    tmp_dir.cleanup()
     out["wall_seconds"] = time.perf_counter() - t_start
     if a.out:
         Path(a.out).write_text(json.dumps(out, indent=1) + "\n")

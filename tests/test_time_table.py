@@ -13,7 +13,7 @@ from tests.builders import tiny_unet
 STEPS = 6
 
 
-def _denoise(sampler, n=5, seed=3):
+def _denoise(sampler, n=5):
     return sampler.denoise(sampler.noise(list(range(n))).to(sampler.device))
 
 

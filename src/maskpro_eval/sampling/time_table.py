@@ -5,8 +5,8 @@ projection, the two-layer time MLP and, in every ``ResnetBlock2D``, ``time_emb_p
 the B rows. :func:`install_time_table` precomputes, for the sampler's timesteps only, each resnet's projected
 time vector (one row per timestep, in the model's own dtype and device, with its own modules) and swaps each
 ``time_emb_proj`` for a :class:`TimeTableProj` that returns the row of the current step, broadcast to the
-batch. The row is chosen by a one-element index buffer shared by the model (``set_step``: an in-place
-``fill_``, so a compiled graph or a CUDA graph replays with the new step, no recompilation). The batch-wide
+batch. The row is chosen by a one-element index buffer shared by the model (set before each call with an
+in-place ``fill_``, so a compiled graph or a CUDA graph replays with the new step, no recompilation). The batch-wide
 MLP is still in the graph but no longer used: ``torch.compile`` drops it; an eager model still runs it.
 
 The added vector then enters ``conv1``'s output as before (``hidden + temb[:, :, None, None]``); under
