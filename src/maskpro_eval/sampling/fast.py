@@ -78,6 +78,11 @@ class FastEngineOptions:
         time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
             ``t``): each resnet's projected time vector precomputed for the sampler's timesteps
             (:mod:`maskpro_eval.sampling.time_table`; checked against the unpatched UNet when installed).
+        fused_resnet: replace every supported ``ResnetBlock2D`` by the Triton fused block
+            (:mod:`maskpro_eval.sampling.fused_resnet`: GroupNorm + SiLU in the 3x3 convolutions' prologue,
+            bias + time + residual + the next GroupNorm's statistics in their epilogue); CUDA only, checked
+            against the unpatched UNet when installed (the report is ``FastDDIMSampler.fused_report``).
+        fused_block: the fused convolutions' tile ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])``.
     """
 
     autocast: bool = False
@@ -89,6 +94,8 @@ class FastEngineOptions:
     pad_last_batch: bool | None = None
     allow_tf32: bool | None = None
     time_table: bool = False
+    fused_resnet: bool = False
+    fused_block: tuple | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,7 +203,7 @@ class FastDDIMSampler:
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
         needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
-                      or eng.channels_last or eng.time_table)
+                      or eng.channels_last or eng.time_table or eng.fused_resnet)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
         if not eng.autocast and self.dtype != p_dtype:
@@ -215,6 +222,11 @@ class FastDDIMSampler:
         if eng.time_table:
             from maskpro_eval.sampling.time_table import install_time_table
             self._t_rows, self._t_index = install_time_table(model, [int(c["t"]) for c in self.coefs])
+        self.fused_report = None
+        if eng.fused_resnet:
+            from maskpro_eval.sampling.fused_resnet import install_fused_resnets
+            kw = {"block_shape": tuple(eng.fused_block)} if eng.fused_block else {}
+            self.fused_report = install_fused_resnets(model, **kw)
         self.model = model
         self.in_dtype = torch.float32 if eng.autocast else self.dtype
         self._fwd = self._make_forward()
@@ -434,7 +446,9 @@ class FastDDIMSampler:
                 "cudnn_benchmark": self.engine.cudnn_benchmark, "cuda_graph": self.engine.cuda_graph,
                 "channels_last": self.engine.channels_last, "batch_size": int(self.sampling.batch_size),
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
-                "device": str(self.device), **({"time_table": True} if self.engine.time_table else {})}
+                "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
+                **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
+                   if self.engine.fused_resnet else {})}
 
 
 _MODE_OPTIONS = {

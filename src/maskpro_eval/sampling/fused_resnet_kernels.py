@@ -1,0 +1,112 @@
+"""Triton kernels of :mod:`maskpro_eval.sampling.fused_resnet` (imported lazily: Triton reads
+``TRITON_INTERPRET`` when a kernel is decorated, so :func:`fused_resnet._kernels` reloads this module when the
+interpreter setting changed). ``INTERPRET`` records the setting the kernels were built under."""
+import os
+
+import triton
+import triton.language as tl
+
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@triton.jit
+def _conv_step(acc, x_ptr, w_ptr, scale_ptr, shift_ptr, b, oh, ow, tap, offs_k, offs_n, n_mask,
+               H, W, COUT, sxb, sxc, sxh, sxw, CIN: tl.constexpr, HAS_NORM: tl.constexpr,
+               HAS_SILU: tl.constexpr):
+    # one K block of one tap: gather the shifted input tile, apply GroupNorm + SiLU, zero the halo, dot
+    ih = oh + (tap // 3 - 1)
+    iw = ow + (tap % 3 - 1)
+    inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+    k_mask = offs_k < CIN
+    amask = inside[:, None] & k_mask[None, :]
+    a = tl.load(x_ptr + b * sxb + ih[:, None] * sxh + iw[:, None] * sxw + offs_k[None, :] * sxc,
+                mask=amask, other=0.0)
+    if HAS_NORM:
+        sc = tl.load(scale_ptr + b * CIN + offs_k, mask=k_mask, other=0.0)
+        sh = tl.load(shift_ptr + b * CIN + offs_k, mask=k_mask, other=0.0)
+        af = a.to(tl.float32) * sc[None, :] + sh[None, :]
+        if HAS_SILU:
+            af = af * tl.sigmoid(af)
+        # the halo is zero padding of the *transformed* tensor: re-zero it after the transform
+        a = tl.where(amask, af, 0.0).to(w_ptr.dtype.element_ty)
+    elif HAS_SILU:
+        af = a.to(tl.float32)
+        a = tl.where(amask, af * tl.sigmoid(af), 0.0).to(w_ptr.dtype.element_ty)
+    wt = tl.load(w_ptr + (tap * CIN + offs_k)[:, None] * COUT + offs_n[None, :],
+                 mask=k_mask[:, None] & n_mask[None, :], other=0.0)
+    return tl.dot(a, wt, acc)
+
+
+@triton.jit
+def conv3x3_kernel(x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, temb_ptr, res_ptr, out_ptr, stats_ptr,
+                   H, W, COUT, N_GROUPS,
+                   sxb, sxc, sxh, sxw, sob, soc, soh, sow, srb, src, srh, srw, stb, stc,
+                   inv_out_scale, CIN: tl.constexpr,
+                   HAS_NORM: tl.constexpr, HAS_SILU: tl.constexpr, HAS_TEMB: tl.constexpr,
+                   HAS_RES: tl.constexpr, HAS_STATS: tl.constexpr, GROUP_SIZE: tl.constexpr,
+                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    # one program: BLOCK_M output pixels of ONE sample (H*W % BLOCK_M == 0) x BLOCK_N output channels
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    hw_per = H * W
+    tiles_per_sample = hw_per // BLOCK_M
+    b = pid_m // tiles_per_sample
+    pix = (pid_m % tiles_per_sample) * BLOCK_M + tl.arange(0, BLOCK_M)
+    oh = pix // W
+    ow = pix % W
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_mask = offs_n < COUT
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if CIN % BLOCK_K == 0:
+        # one flat K loop over the 9 taps x CIN channels (a K block never straddles two taps): the form
+        # Triton's software pipeliner overlaps best
+        for kk in range(0, 9 * CIN, BLOCK_K):
+            tap = kk // CIN
+            offs_k = (kk % CIN) + tl.arange(0, BLOCK_K)
+            acc = _conv_step(acc, x_ptr, w_ptr, scale_ptr, shift_ptr, b, oh, ow, tap, offs_k, offs_n, n_mask,
+                             H, W, COUT, sxb, sxc, sxh, sxw, CIN, HAS_NORM, HAS_SILU)
+    else:
+        for tap in range(9):
+            for k0 in range(0, CIN, BLOCK_K):
+                offs_k = k0 + tl.arange(0, BLOCK_K)
+                acc = _conv_step(acc, x_ptr, w_ptr, scale_ptr, shift_ptr, b, oh, ow, tap, offs_k, offs_n,
+                                 n_mask, H, W, COUT, sxb, sxc, sxh, sxw, CIN, HAS_NORM, HAS_SILU)
+    y = acc + tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    if HAS_TEMB:
+        y = y + tl.load(temb_ptr + b * stb + offs_n * stc, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    omask = n_mask[None, :] & (pix[:, None] < hw_per)
+    if HAS_RES:
+        r = tl.load(res_ptr + b * srb + oh[:, None] * srh + ow[:, None] * srw + offs_n[None, :] * src,
+                    mask=omask, other=0.0).to(tl.float32)
+        y = (r + y) * inv_out_scale
+    yq = y.to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + b * sob + oh[:, None] * soh + ow[:, None] * sow + offs_n[None, :] * soc, yq, mask=omask)
+    if HAS_STATS:
+        # the next GroupNorm's per-(sample, group) sums, of the values as stored (rounded)
+        yr = tl.where(omask, yq.to(tl.float32), 0.0)
+        s1 = tl.sum(tl.reshape(tl.sum(yr, axis=0), (BLOCK_N // GROUP_SIZE, GROUP_SIZE)), axis=1)
+        s2 = tl.sum(tl.reshape(tl.sum(yr * yr, axis=0), (BLOCK_N // GROUP_SIZE, GROUP_SIZE)), axis=1)
+        g = pid_n * (BLOCK_N // GROUP_SIZE) + tl.arange(0, BLOCK_N // GROUP_SIZE)
+        gmask = g < N_GROUPS
+        tl.atomic_add(stats_ptr + (b * N_GROUPS + g) * 2, s1, mask=gmask)
+        tl.atomic_add(stats_ptr + (b * N_GROUPS + g) * 2 + 1, s2, mask=gmask)
+
+@triton.jit
+def group_stats_kernel(x_ptr, stats_ptr, W, C, N_GROUPS, sxb, sxc, sxh, sxw, HW: tl.constexpr,
+                       GROUP_SIZE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # one program: one (sample, group); sums over its H*W pixels x GROUP_SIZE channels
+    b = tl.program_id(0)
+    g = tl.program_id(1)
+    offs_c = g * GROUP_SIZE + tl.arange(0, BLOCK_C)
+    c_mask = tl.arange(0, BLOCK_C) < GROUP_SIZE
+    s1 = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    s2 = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
+    for p0 in range(0, HW, BLOCK_P):
+        p = p0 + tl.arange(0, BLOCK_P)
+        m = (p < HW)[:, None] & c_mask[None, :]
+        v = tl.load(x_ptr + b * sxb + (p // W)[:, None] * sxh + (p % W)[:, None] * sxw
+                    + offs_c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
+        s1 += v
+        s2 += v * v
+    tl.store(stats_ptr + (b * N_GROUPS + g) * 2, tl.sum(tl.sum(s1, axis=1), axis=0))
+    tl.store(stats_ptr + (b * N_GROUPS + g) * 2 + 1, tl.sum(tl.sum(s2, axis=1), axis=0))

@@ -1,0 +1,104 @@
+"""The fused ResnetBlock2D kernels (sampling.fused_resnet): the interpreter cases in a fresh process, and
+what a machine without CUDA is told."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+pytest.importorskip("triton", reason="pip install triton (test extra)")
+
+CASES = Path(__file__).with_name("fused_resnet_cases.py")
+
+
+def test_fused_resnet_kernels_equal_the_unfused_modules_through_the_triton_interpreter():
+    """tests/fused_resnet_cases.py under TRITON_INTERPRET=1 (which must be set before triton is imported)."""
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
+                       cwd=CASES.parent.parent, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and " failed" not in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
+
+
+def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):
+    from maskpro_eval.sampling import fused_resnet as fr
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    why = fr.fused_resnet_unavailable("cpu")
+    assert why and "not CUDA" in why and "TRITON_INTERPRET=1" in why
+    from diffusers import UNet2DModel
+    unet = UNet2DModel(sample_size=16, block_out_channels=(16, 32), norm_num_groups=8, layers_per_block=1,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    with pytest.raises(fr.FusedResnetError, match="not CUDA"):
+        fr.install_fused_resnets(unet)
+
+
+def test_the_fast_sampler_refuses_fused_resnets_on_a_cpu_with_the_reason(monkeypatch):
+    from diffusers import UNet2DModel
+
+    from maskpro_eval.sampling import fused_resnet as fr
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    unet = UNet2DModel(sample_size=16, block_out_channels=(16, 32), norm_num_groups=8, layers_per_block=1,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    with pytest.raises(fr.FusedResnetError, match="not CUDA"):
+        FastDDIMSampler(unet, steps=2, batch_size=2, dtype="float32", device="cpu", fused_resnet=True)
+
+
+@pytest.mark.gpu
+def test_fused_resnets_on_cuda_match_the_unfused_ddpm_cifar10_blocks():
+    """On a GPU: every resnet of the DDPM CIFAR-10 architecture (random weights, fp16, B=8), fused vs a
+    float64 run of the same block: the fused error at most 2x PyTorch's own fp16 error (plus 1e-4); then the
+    whole UNet patched by install_fused_resnets within its fp16 tolerance."""
+    from maskpro_eval.runtime.timing import cuda_skip_reason
+    if cuda_skip_reason():
+        pytest.skip(cuda_skip_reason())
+    import copy
+
+    import torch
+
+    from benchmarks.fused_resnet import capture_resnet_inputs
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.sampling import fused_resnet as fr
+    torch.manual_seed(0)
+    unet = build_ddpm_cifar10_unet().cuda().half().eval().requires_grad_(False)
+    bad = []
+    with torch.inference_mode():
+        for name, (block, x, temb) in capture_resnet_inputs(unet, 8, torch.float16, "cuda").items():
+            ref = copy.deepcopy(block).double()(x.double(), temb.double())
+            e_torch = float((block(x, temb).double() - ref).norm() / ref.norm())
+            e_fused = float((fr.FusedResnetBlock2D(block)(x, temb).double() - ref).norm() / ref.norm())
+            if not e_fused <= 2 * e_torch + 1e-4:
+                bad.append(f"{name}: fused {e_fused:.3g} vs torch {e_torch:.3g}")
+    assert not bad, bad
+    report = fr.install_fused_resnets(unet)
+    assert len(report["fused"]) == 22 and not report["kept"], report
+    assert report["check_rel_error"] <= fr.TOLERANCE[torch.float16]
+
+
+@pytest.mark.gpu
+def test_the_fast_sampler_with_fused_resnets_on_cuda_makes_the_same_images():
+    """On a GPU: FastDDIMSampler fp16 with and without fused_resnet, DDPM CIFAR-10 architecture (random
+    weights), 8 samples x 10 DDIM steps: at most 1% of the uint8 pixels differ, none by more than 8 levels
+    (fp16 rounding of a chaotic random-weight sampler; the FID effect is measured in benchmarks/README.md)."""
+    from maskpro_eval.runtime.timing import cuda_skip_reason
+    if cuda_skip_reason():
+        pytest.skip(cuda_skip_reason())
+    import numpy as np
+    import torch
+
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    torch.manual_seed(0)
+    unet = build_ddpm_cifar10_unet().eval()
+    kw = dict(steps=10, batch_size=8, dtype="float16", device="cuda", seed=3)
+    a = FastDDIMSampler(unet, **kw).images(8)
+    fused = FastDDIMSampler(unet, fused_resnet=True, **kw)
+    assert len(fused.fused_report["fused"]) == 22
+    b = fused.images(8)
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert (diff > 0).mean() <= 0.01 and diff.max() <= 8, ((diff > 0).mean(), diff.max())
