@@ -11,6 +11,7 @@ One record of schema ``maskpro-eval-bench/1`` (name ``fused-resnet``), rows per 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 
@@ -18,19 +19,9 @@ import torch
 
 
 def _median_ms(fn, reps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
+    """Median ms per call by the project's CUDA-event timer (:func:`maskpro_eval.runtime.timing.time_callable`)."""
+    from maskpro_eval.runtime.timing import time_callable
+    return time_callable(fn, warmup=warmup, rounds=reps, device="cuda").median_s * 1e3
 
 
 def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -96,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         # correctness on the first ref-batch samples: float64 copy of the block is the reference
         nb = min(args.ref_batch, x.shape[0])
         xr, tr = x[:nb], temb[:nb]
-        import copy
         b64 = copy.deepcopy(block).double()
         with torch.inference_mode():
             ref = b64(xr.double(), tr.double())
