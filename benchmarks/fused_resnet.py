@@ -33,11 +33,14 @@ def capture_resnet_inputs(unet, batch: int, dtype, device, seed: int = 0) -> dic
     from diffusers.models.resnet import ResnetBlock2D
     got = {}
     hooks = []
+
+    def keep(name):
+        def hook(mod, args):  # returns None: a pre-hook's return value would replace the block's arguments
+            got.setdefault(name, (mod, args[0].detach().clone(), args[1].detach().clone()))
+        return hook
     for n, m in unet.named_modules():
         if type(m) is ResnetBlock2D:
-            hooks.append(m.register_forward_pre_hook(
-                lambda mod, args, n=n: got.setdefault(n, (mod, args[0].detach().clone(), args[1].detach().clone())))
-            )
+            hooks.append(m.register_forward_pre_hook(keep(n)))
     g = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn(batch, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size, generator=g)
     with torch.inference_mode():
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", default="64,64,32,4,3;128,64,32,4,3;128,128,32,8,3;128,128,64,8,3;64,128,64,4,3",
                    help="fused tiles BM,BN,BK,warps,stages separated by ';'")
     p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--channels-last", action="store_true", help="activations in channels-last (NHWC) memory")
+    p.add_argument("--silu", default="fast,exact", help="SiLU variants of the fused kernels: fast (tanh.approx), exact")
+    p.add_argument("--shapes", default=None, help="only these resnet shapes, e.g. '128->128@32x32;256->256@16x16'")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd block")
     p.add_argument("--ref-batch", type=int, default=16, help="samples of the float64 correctness reference")
     p.add_argument("--out", default=None)
@@ -73,13 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     unet, _ = load_model(args.model)
     unet = unet.to(dev, dtype).eval().requires_grad_(False)
     inputs = capture_resnet_inputs(unet, args.batch, dtype, dev)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    silus = [v.strip() for v in args.silu.split(",") if v.strip()]
+    only = set(args.shapes.split(";")) if args.shapes else None
     configs = [tuple(int(v) for v in c.split(",")) for c in args.configs.split(";") if c]
     seen, rows = set(), []
     t_start = time.perf_counter()
     for name, (block, x, temb) in inputs.items():
         key = shape_key(block, x)
-        if key in seen:
+        if key in seen or (only is not None and key not in only):
             continue
+        x = x.contiguous(memory_format=fmt)
         seen.add(key)
         row = {"shape": key, "example": name, "batch": args.batch, "dtype": args.dtype,
                "conv_flops": 2 * 9 * x.shape[0] * x.shape[2] * x.shape[3] * block.conv1.out_channels
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             eager = lambda: block(x, temb)  # noqa: E731
             row["eager_ms"] = _median_ms(eager, args.reps)
             if not args.no_compile:
+                torch._dynamo.reset()  # one fresh compile per shape (dynamo's recompile limit would fall back to eager)
                 cblock = torch.compile(block, dynamic=False)
                 t0 = time.perf_counter()
                 cblock(x, temb)
@@ -103,19 +114,21 @@ def main(argv: list[str] | None = None) -> int:
                 row["compiled_ms"] = _median_ms(lambda: cblock(x, temb), args.reps)
             # the bare convolution: cuDNN vs the Triton kernel, conv2 shape (cout -> cout)
             w2 = block.conv2.weight
-            hid = torch.randn(x.shape[0], w2.shape[1], x.shape[2], x.shape[3], device=dev, dtype=dtype)
+            hid = torch.randn(x.shape[0], w2.shape[1], x.shape[2], x.shape[3], device=dev, dtype=dtype
+                              ).contiguous(memory_format=fmt)
             row["cudnn_conv2_ms"] = _median_ms(lambda: torch.nn.functional.conv2d(hid, w2, block.conv2.bias, padding=1),
                                                args.reps)
             packed = fr.pack_conv3x3_weight(w2)
-            for cfg in configs:
-                tag = "x".join(map(str, cfg))
+            for cfg, silu in [(c, v) for c in configs for v in silus]:
+                tag = "x".join(map(str, cfg)) + ("" if silu == "fast" else "-exact")
                 try:
-                    fb = fr.FusedResnetBlock2D(block, cfg)
+                    fb = fr.FusedResnetBlock2D(block, cfg, fast_silu=silu == "fast")
                     got = fb(xr, tr)
                     row[f"fused_rel_err[{tag}]"] = _rel(got, ref)
                     row[f"fused_ms[{tag}]"] = _median_ms(lambda: fb(x, temb), args.reps)
                     row[f"triton_conv2_ms[{tag}]"] = _median_ms(
                         lambda: fr.conv3x3(hid, packed, block.conv2.bias, block=cfg), args.reps)
+                    row[f"fused_tflops[{tag}]"] = row["conv_flops"] / row[f"fused_ms[{tag}]"] / 1e9
                 except Exception as e:  # noqa: BLE001 - a config that does not compile is a figure too
                     row[f"fused_error[{tag}]"] = f"{type(e).__name__}: {str(e)[:300]}"
         conv2_flops = 2 * 9 * x.shape[0] * x.shape[2] * x.shape[3] * w2.shape[0] * w2.shape[1]

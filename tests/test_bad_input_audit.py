@@ -20,6 +20,8 @@ CASES = [
     (["--kid-subsets=0"], "--kid-subsets 0: must be >= 1"),
     (["--batch-size=0"], "--batch-size 0: must be >= 1"),
     (["--seed=-1"], "--seed -1: must be >= 0"),
+    (["--fused-resnet"], "--fused-resnet runs inside the fast sampler. Fix: add --sampling-backend fast"),
+    (["--fused-resnet", "--sampling-backend", "fast"], "--fused-resnet: fused ResnetBlock2D kernels are Triton GPU"),
     (["--checkpoint=m=demo:nosuch"], "unknown demo model 'nosuch'"),
     (["--checkpoint", "/nonexistent/model"], "/nonexistent/model: does not exist"),
     (["--baseline", "/nonexistent/dense"], "--baseline: /nonexistent/dense: does not exist"),

@@ -134,6 +134,19 @@ def _check_device(text: str) -> None:
                              f"Fix: --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
 
 
+def _check_fused_resnet(config) -> None:
+    """``--fused-resnet`` needs the fast backend and a device where the Triton kernels run."""
+    if not config.getoption("--fused-resnet", default=False):
+        return
+    if config.getoption("--sampling-backend", default="standard") != "fast":
+        raise ValueError("--fused-resnet runs inside the fast sampler. Fix: add --sampling-backend fast")
+    from maskpro_eval.sampling.fused_resnet import fused_resnet_unavailable
+    why = fused_resnet_unavailable(config.getoption("--device"))
+    if why:
+        raise ValueError(f"--fused-resnet: {why}. Fix: --device cuda on a machine with an NVIDIA GPU, "
+                         "or drop --fused-resnet")
+
+
 def _check_writable_dir(option: str, folder: Path) -> None:
     """The folder exists as a folder or can be created (its first existing ancestor is a writable folder)."""
     probe = folder
@@ -154,6 +167,7 @@ def check_options(config) -> None:
             raise ValueError(f"{option} {value}: must be >= {minimum}. Fix: give {option} a value >= {minimum}"
                              + (" (omit it for the default)" if option == "--num-samples" else ""))
     _check_device(config.getoption("--device"))
+    _check_fused_resnet(config)
     _check_writable_dir("--reports-dir", Path(config.invocation_params.dir) / config.getoption("--reports-dir"))
     for option in ("--results-json",):
         value = config.getoption(option)

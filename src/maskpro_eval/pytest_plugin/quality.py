@@ -32,6 +32,9 @@ def pytest_addoption(parser):
                 help="standard (diffusers scheduler step; any sampler) or fast (DDIM eta 0 with weights cast to "
                      "--dtype, padded batches; use --dtype float16 --compile-sampler --batch-size 1024 on a GPU)")
     g.addoption("--compile-sampler", action="store_true", help="torch.compile the UNet (fast backend)")
+    g.addoption("--fused-resnet", action="store_true",
+                help="run the UNet's ResnetBlock2Ds as fused Triton kernels (fast backend, CUDA; checked against "
+                     "the unfused UNet at start)")
     g.addoption("--fid-ref", default=None,
                 help="reference set: .npz (mu/sigma or images), image folder, cifar-10-batches-py folder "
                      "(add :test for the test split), or 'baseline' (default with the demo zoo: its held-out digits)")
@@ -72,7 +75,8 @@ def full_settings(config) -> FullSettings:
         sampler=config.getoption("--sampler"), num_inference_steps=config.getoption("--steps"),
         eta=config.getoption("--eta"), seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
         dtype=config.getoption("--dtype"), device=config.getoption("--device"),
-        backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"))
+        backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"),
+        fused_resnet=config.getoption("--fused-resnet"))
     return FullSettings(
         sampling=sampling, num_samples=num, fid_ref=fid_ref,
         inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,

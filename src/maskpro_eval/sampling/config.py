@@ -47,6 +47,10 @@ class SamplingConfig:
             (:class:`maskpro_eval.sampling.fast.FastDDIMSampler`: weights cast to ``dtype``, padded
             batches, optional ``torch.compile``; DDIM with eta 0 only). Same noise rule either way.
         compile: ``torch.compile`` the UNet (fast backend only).
+        fused_resnet: run every supported ``ResnetBlock2D`` as the Triton fused block (fast backend on
+            CUDA only; :mod:`maskpro_eval.sampling.fused_resnet`, checked against the unfused UNet when
+            installed). Part of the protocol (its float16 rounding differs from cuDNN's), so its samples
+            get their own store.
     """
 
     sampler: str = "ddim"
@@ -58,6 +62,7 @@ class SamplingConfig:
     device: str | None = None
     backend: str = "standard"
     compile: bool = False
+    fused_resnet: bool = False
 
     def __post_init__(self):
         self.sampler = str(self.sampler).lower()
@@ -70,6 +75,9 @@ class SamplingConfig:
                                 f"eta={self.eta}). Fix: --sampling-backend standard, or --sampler ddim --eta 0")
         if self.compile and self.backend != "fast":
             raise SamplingError("compile=True needs backend='fast' (CLI: --sampling-backend fast --compile-sampler)")
+        self.fused_resnet = bool(self.fused_resnet)
+        if self.fused_resnet and self.backend != "fast":
+            raise SamplingError("fused_resnet=True needs backend='fast' (CLI: --sampling-backend fast --fused-resnet)")
         try:
             self.dtype = dtype_name(self.dtype)
         except ValueError as e:
@@ -111,6 +119,8 @@ class SamplingConfig:
         d = self.to_dict()
         d.pop("batch_size")
         d.pop("device")
+        if not d["fused_resnet"]:  # stores made before the option existed keep their key
+            d.pop("fused_resnet")
         if d["backend"] == "standard":  # keeps the standard path's protocol (and its stores) as it was
             d.pop("backend")
             d.pop("compile")

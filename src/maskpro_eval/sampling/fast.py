@@ -126,6 +126,10 @@ def fast_configs(sampling: SamplingConfig | None = None, engine: FastEngineOptio
     if sampling.sampler != "ddim" or sampling.eta != 0.0:
         raise FastSamplingError(f"the fast path runs DDIM with eta 0 only, got {sampling.sampler} eta={sampling.eta}")
     engine = replace(engine or FastEngineOptions(), **{k: v for k, v in kwargs.items() if k in _ENGINE_KEYS})
+    if sampling.fused_resnet and not engine.fused_resnet:  # the protocol asks for it (SamplingConfig)
+        engine = replace(engine, fused_resnet=True)
+    elif engine.fused_resnet and not sampling.fused_resnet:  # the engine option joins the protocol
+        sampling = replace(sampling, fused_resnet=True)
     return sampling, engine
 
 

@@ -138,8 +138,8 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
             scale_shift: tuple[torch.Tensor, torch.Tensor] | None = None, silu: bool = False,
             temb: torch.Tensor | None = None, residual: torch.Tensor | None = None,
             output_scale_factor: float = 1.0, stats_groups: int | None = None,
-            out: torch.Tensor | None = None, block: tuple[int, ...] = (64, 64, 32)
-            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            out: torch.Tensor | None = None, block: tuple[int, ...] = (64, 64, 32),
+            fast_silu: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """3x3, stride 1, padding 1 convolution with the fused prologue/epilogue; returns ``(out, stats)``.
 
     ``x``: (B, CIN, H, W), H*W a multiple of 16; ``packed_weight``: :func:`pack_conv3x3_weight`;
@@ -149,6 +149,8 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     ``output_scale_factor``. ``stats_groups``: also return ``(B, G, 2)`` float32 sums/sums of squares of
     the output per (sample, group). ``out``: preallocated output (default: ``x``'s memory format).
     ``block``: ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])`` (Triton's defaults for the last two).
+    ``fast_silu``: SiLU through the hardware ``tanh.approx`` (one special-function op per element instead of
+    two; error ~ an fp16 ulp); default on a GPU, never under the interpreter (no inline assembly there).
     """
     bsz, cin, h, w = x.shape
     k9, cout = packed_weight.shape
@@ -195,6 +197,7 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
                  1.0 / float(output_scale_factor), CIN=cin,
                  HAS_NORM=scale_shift is not None, HAS_SILU=bool(silu), HAS_TEMB=temb is not None,
                  HAS_RES=residual is not None, HAS_STATS=stats is not None, GROUP_SIZE=gs,
+                 FAST_SILU=(not _interpret()) if fast_silu is None else (bool(fast_silu) and not _interpret()),
                  BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **launch)
     return out, stats
 
@@ -225,17 +228,20 @@ def _unsupported(block: nn.Module, hw: int | None) -> str | None:
 class FusedResnetBlock2D(nn.Module):
     """Stands in for one ``ResnetBlock2D`` (same parameters, shared, not copied); eval only."""
 
-    def __init__(self, block: nn.Module, block_shape: tuple[int, ...] = (64, 64, 32)):
+    def __init__(self, block: nn.Module, block_shape: tuple[int, ...] = (64, 64, 32), fast_silu: bool | None = None):
         super().__init__()
         why = _unsupported(block, None)
         if why:
             raise FusedResnetError(f"cannot fuse this ResnetBlock2D: {why}")
         self.inner = block
         self.block_shape = block_shape
+        self.fast_silu = fast_silu
         self.register_buffer("w1", pack_conv3x3_weight(block.conv1.weight.detach()), persistent=False)
         self.register_buffer("w2", pack_conv3x3_weight(block.conv2.weight.detach()), persistent=False)
 
+    @torch.compiler.disable
     def forward(self, input_tensor: torch.Tensor, temb: torch.Tensor | None, *args, **kwargs) -> torch.Tensor:
+        # opaque to torch.compile: inductor compiles the UNet around the fused blocks (graph breaks here)
         blk = self.inner
         x = input_tensor
         bsz, c, h, w = x.shape
@@ -246,12 +252,13 @@ class FusedResnetBlock2D(nn.Module):
         if blk.time_emb_proj is not None and temb is not None:
             t = blk.time_emb_proj(temb if blk.skip_time_act else blk.nonlinearity(temb))
         hid, st2 = conv3x3(x, self.w1, blk.conv1.bias, scale_shift=ss1, silu=True, temb=t,
-                           stats_groups=n2.num_groups, block=self.block_shape)
+                           stats_groups=n2.num_groups, block=self.block_shape, fast_silu=self.fast_silu)
         cout = hid.shape[1]
         ss2 = norm_scale_shift(st2, h * w * cout // n2.num_groups, n2.weight, n2.bias, n2.eps, cout)
         res = x if blk.conv_shortcut is None else blk.conv_shortcut(x)
         out, _ = conv3x3(hid, self.w2, blk.conv2.bias, scale_shift=ss2, silu=True, residual=res,
-                         output_scale_factor=blk.output_scale_factor, block=self.block_shape)
+                         output_scale_factor=blk.output_scale_factor, block=self.block_shape,
+                         fast_silu=self.fast_silu)
         return out
 
 

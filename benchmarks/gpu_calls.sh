@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The device calls of issue #13, by stage, run from the repository root on a lent GPU machine:
+#   bash benchmarks/gpu_calls.sh STAGE [STAGE ...]
+# Results and logs go to $OUT (default ./gpu_out). Stages:
+#   setup        install carried wheels (.whl/) into /tmp/site; join the Inception weights from .inc/ parts
+#                (kept in /root/inc between calls of one warm machine); print the environment
+#   gputests     pytest -m gpu of the fused-resnet tests
+#   fused        per-resnet benchmark of the fused block (benchmarks/fused_resnet.py): tile sweep on two
+#                shapes (fast and exact SiLU), then every shape at the short list of tiles
+#   settings     whole-UNet settings, one process each (cold compile): compile+fp16 and the fused ones
+#   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FID_ARGS extra)
+# Environment: FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options).
+set -uo pipefail
+OUT="${OUT:-$PWD/gpu_out}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONPATH="/tmp/site:$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=python3
+
+stage_setup() {
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
+  fi
+  mkdir -p /root/inc
+  if ls .inc/*part_* >/dev/null 2>&1; then cp .inc/*part_* /root/inc/; fi
+  if [ ! -f /root/inc/default_1.pt ] && [ "$(ls /root/inc/*part_* 2>/dev/null | wc -l)" -ge 3 ]; then
+    cat /root/inc/*part_* > /root/inc/default_1.pt
+  fi
+  { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    $PY -c "import torch, triton, diffusers; print('torch', torch.__version__, 'triton', triton.__version__, 'diffusers', diffusers.__version__, 'cudnn', torch.backends.cudnn.version())"
+    ls -la /root/inc; sha256sum /root/inc/default_1.pt 2>/dev/null; } | tee "$OUT/env.txt"
+}
+
+stage_gputests() {
+  timeout 240 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -q -m gpu -o addopts="" \
+    tests/test_fused_resnet.py 2>&1 | tail -25 | tee "$OUT/gputests.log"
+}
+
+stage_fused() {
+  local sweep="${FR_CONFIGS:-64,64,32,4,3;64,128,32,4,3;64,128,64,4,3;128,128,32,8,3;64,256,32,8,3;128,256,32,8,3}"
+  timeout 300 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 \
+    --shapes '128->128@32x32;256->256@16x16' --configs "$sweep" --silu fast,exact --out "$OUT/fr_sweep.json" \
+    2>&1 | grep -v -i warn | tee "$OUT/fr_sweep.log"
+  timeout 100 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --reps 10 --no-compile \
+    --shapes '128->128@32x32' --configs "${FR_NCHW:-64,128,32,4,3;128,128,32,8,3}" --silu fast --out "$OUT/fr_nchw.json" \
+    2>&1 | grep -v -i warn | tee "$OUT/fr_nchw.log"
+  timeout 240 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
+    --configs "${FR_SHORT:-64,128,32,4,3;128,128,32,8,3;64,256,32,8,3}" --silu fast --out "$OUT/fr_all.json" \
+    2>&1 | grep -v -i warn | tee "$OUT/fr_all.log"
+}
+
+stage_settings() {
+  local s
+  for s in ${SETTINGS:-compile+fp16 fp16+cl+fr+graph compile+fp16+cl+fr}; do
+    timeout 200 $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
+      --settings "$s" --out "$OUT/settings_${s//+/_}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
+  done
+}
+
+stage_full50k() {
+  local w=/root/inc/default_1.pt
+  [ -f "$w" ] || { echo "no Inception weights at $w (carry the three .inc parts)"; return 1; }
+  [ -d /root/models/dense ] || $PY -m benchmarks make-models --models-dir /root/models >/dev/null || return 1
+  /usr/bin/time -v true >/dev/null 2>&1 && T="/usr/bin/time -f %e" || T=""
+  local start=$(date +%s.%N)
+  timeout 560 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -m full evaluation_tests \
+    --checkpoint /root/models/dense --device cuda --sampling-backend fast --dtype float16 --compile-sampler \
+    --batch-size 1024 --num-samples 50000 --inception-weights "$w" ${FULL_ARGS:-} 2>&1 | tail -60 | tee "$OUT/full50k.log"
+  echo "command to exit: $($PY -c "import time; print(round(time.time() - $start, 1))") s" | tee -a "$OUT/full50k.log"
+}
+
+for st in "$@"; do
+  echo "=== stage $st ($(date -u +%H:%M:%S))"
+  "stage_$st" || echo "stage $st failed"
+done
