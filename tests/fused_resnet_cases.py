@@ -98,6 +98,17 @@ def test_the_padding_halo_is_zero_after_the_transform_not_before():
     assert got[0, 0, 1, 1].item() == pytest.approx(9 * per_tap, rel=1e-6)   # interior: all 9
 
 
+@pytest.mark.parametrize("c, groups, hw, fmt", [(24, 2, (5, 7), torch.contiguous_format),   # group size 12
+                                                  (48, 4, (4, 4), torch.channels_last),
+                                                  (40, 8, (3, 3), torch.contiguous_format)])
+def test_group_stats_any_group_size_layout_and_pixel_count(c, groups, hw, fmt):
+    g = torch.Generator().manual_seed(4)
+    x = (torch.randn(2, c, *hw, generator=g) * 3 - 1).half().contiguous(memory_format=fmt)
+    v = x.double().reshape(2, groups, -1)
+    want = torch.stack([v.sum(-1), (v * v).sum(-1)], -1)
+    assert torch.allclose(fr.group_stats(x, groups).double(), want, rtol=1e-5)
+
+
 def test_group_stats_and_scale_shift_equal_group_norm():
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(3, 32, 8, 8, generator=g) * 2 + 0.5).contiguous(memory_format=torch.channels_last)

@@ -7,9 +7,10 @@ work of the block with them (issue #13, "the main lever").
     out = (shortcut(x) + conv2(dropout(silu(norm2(h))))) / output_scale_factor
 
 Unfused, every arrow between the convolutions is a pass over the activation (GroupNorm statistics, GroupNorm
-apply + SiLU, bias/time add, residual add). Here one block is three kernels:
+apply + SiLU, bias/time add, residual add). Here one block is three kernels (plus a few tiny (B, C) torch ops turning the sums into a scale and shift):
 
-1. :func:`group_stats`: per-(sample, group) sum and sum of squares of ``x`` (one read);
+1. :func:`group_stats`: per-(sample, group) sum and sum of squares of ``x`` (one read, per channel, then the
+   channels of each group added);
 2. :func:`conv3x3` for ``conv1``: the operand prologue applies ``norm1`` (per-sample, per-channel scale and
    shift from the statistics) and SiLU to each loaded input tile and re-zeroes the padding halo *after* the
    transform (a zero-padded input would otherwise become ``silu(shift)``); the epilogue adds the bias and the
@@ -74,13 +75,13 @@ def fused_resnet_unavailable(device: Any) -> str | None:
 
 @functools.lru_cache(maxsize=2)
 def _kernels(interpret: bool):
-    """``(conv3x3_kernel, group_stats_kernel)`` built under the given interpreter setting."""
+    """``(conv3x3_kernel, channel_stats_kernel)`` built under the given interpreter setting."""
     import importlib
 
     from maskpro_eval.sampling import fused_resnet_kernels as mod
     if mod.INTERPRET != interpret:
         mod = importlib.reload(mod)
-    return mod.conv3x3_kernel, mod.group_stats_kernel
+    return mod.conv3x3_kernel, mod.channel_stats_kernel
 
 
 def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
@@ -95,16 +96,19 @@ def _pow2_at_least(n: int, lo: int) -> int:
 
 
 def group_stats(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """``(B, groups, 2)`` float32: per (sample, group) sum and sum of squares of ``x`` (B, C, H, W)."""
+    """``(B, groups, 2)`` float32: per (sample, group) sum and sum of squares of ``x`` (B, C, H, W).
+
+    One program per sample reads all channels of a block of pixels at a time (contiguous loads in NCHW and
+    channels-last alike) and writes per-channel sums; the channels of a group are then added here."""
     bsz, c, h, w = x.shape
     if c % groups:
         raise FusedResnetError(f"{c} channels do not split into {groups} groups")
-    gs = c // groups
-    stats = torch.empty(bsz, groups, 2, dtype=torch.float32, device=x.device)
+    stats = torch.empty(bsz, c, 2, dtype=torch.float32, device=x.device)
     _, kernel = _kernels(_interpret())
-    kernel[(bsz, groups)](x, stats, w, c, groups, *_strides4(x), HW=h * w, GROUP_SIZE=gs,
-                          BLOCK_P=min(256, _pow2_at_least(h * w, 16)), BLOCK_C=_pow2_at_least(gs, 1))
-    return stats
+    block_c = _pow2_at_least(c, 16)
+    block_p = max(1, min(_pow2_at_least(h * w, 1), 4096 // block_c))
+    kernel[(bsz,)](x, stats, w, *_strides4(x), HW=h * w, C=c, BLOCK_P=block_p, BLOCK_C=block_c)
+    return stats.view(bsz, groups, c // groups, 2).sum(dim=2)
 
 
 def norm_scale_shift(stats: torch.Tensor, count: int, weight: torch.Tensor | None, bias: torch.Tensor | None,

@@ -104,13 +104,14 @@ def conv3x3_kernel(x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, temb_ptr, res_p
         tl.atomic_add(stats_ptr + (b * N_GROUPS + g) * 2 + 1, s2, mask=gmask)
 
 @triton.jit
-def group_stats_kernel(x_ptr, stats_ptr, W, C, N_GROUPS, sxb, sxc, sxh, sxw, HW: tl.constexpr,
-                       GROUP_SIZE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    # one program: one (sample, group); sums over its H*W pixels x GROUP_SIZE channels
+def channel_stats_kernel(x_ptr, stats_ptr, W, sxb, sxc, sxh, sxw, HW: tl.constexpr, C: tl.constexpr,
+                         BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    # one program: one sample; per-channel sum and sum of squares over its H*W pixels -> stats[b, c, 0:2].
+    # The tile holds all channels of BLOCK_P pixels, so the loads are contiguous in either memory format
+    # (channels in channels-last, pixels in NCHW); groups are summed from these by the caller.
     b = tl.program_id(0)
-    g = tl.program_id(1)
-    offs_c = g * GROUP_SIZE + tl.arange(0, BLOCK_C)
-    c_mask = tl.arange(0, BLOCK_C) < GROUP_SIZE
+    offs_c = tl.arange(0, BLOCK_C)
+    c_mask = offs_c < C
     s1 = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
     s2 = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
     for p0 in range(0, HW, BLOCK_P):
@@ -120,5 +121,5 @@ def group_stats_kernel(x_ptr, stats_ptr, W, C, N_GROUPS, sxb, sxc, sxh, sxw, HW:
                     + offs_c[None, :] * sxc, mask=m, other=0.0).to(tl.float32)
         s1 += v
         s2 += v * v
-    tl.store(stats_ptr + (b * N_GROUPS + g) * 2, tl.sum(tl.sum(s1, axis=1), axis=0))
-    tl.store(stats_ptr + (b * N_GROUPS + g) * 2 + 1, tl.sum(tl.sum(s2, axis=1), axis=0))
+    tl.store(stats_ptr + (b * C + offs_c) * 2, tl.sum(s1, axis=0), mask=c_mask)
+    tl.store(stats_ptr + (b * C + offs_c) * 2 + 1, tl.sum(s2, axis=0), mask=c_mask)
