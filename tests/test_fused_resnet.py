@@ -102,3 +102,16 @@ def test_the_fast_sampler_with_fused_resnets_on_cuda_makes_the_same_images():
     b = fused.images(8)
     diff = np.abs(a.astype(int) - b.astype(int))
     assert (diff > 0).mean() <= 0.01 and diff.max() <= 8, ((diff > 0).mean(), diff.max())
+
+
+def test_the_python_api_passes_fused_resnet_on_and_a_cpu_refuses_it(monkeypatch, tmp_path):
+    from maskpro_eval.api import MaskProEvaluator
+    from maskpro_eval.sampling import fused_resnet as fr
+    from maskpro_eval.sampling.config import SamplingError
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    ev = MaskProEvaluator("demo:dense", output_dir=tmp_path / "api")
+    with pytest.raises(fr.FusedResnetError, match="not CUDA"):
+        ev.generate_samples(num_samples=2, steps=2, batch_size=2, sampling_backend="fast", fused_resnet=True,
+                            save_grid=False)
+    with pytest.raises(SamplingError, match="needs backend='fast'"):
+        ev.generate_samples(num_samples=2, steps=2, fused_resnet=True, save_grid=False)
