@@ -40,6 +40,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--dtypes", default="float32,float16", help="the first is the reference precision")
     ap.add_argument("--compile-fast", action="store_true", help="torch.compile the non-reference precisions")
+    ap.add_argument("--fused-fast", action="store_true",
+                    help="fused Triton ResnetBlock2Ds (--fused-resnet) in the non-reference precisions")
     ap.add_argument("--reference", default=str(HELDOUT), help="real images (.npz, key images, uint8 NHWC)")
     ap.add_argument("--inception-weights", default=None)
     ap.add_argument("--steps", type=int, default=100)
@@ -68,13 +70,16 @@ def main(argv=None) -> dict:
                 argv_d += ["--inception-weights", a.inception_weights]
             if a.compile_fast and dt != dtypes[0]:
                 argv_d.append("--compile")
+            if a.fused_fast and dt != dtypes[0]:
+                argv_d.append("--fused-resnet")
             rec = distributed.main(argv_d)
             with np.load(f) as z:
                 stats[(dt, s)] = tuple(torch.from_numpy(z[k]).to(a.device) for k in ("mu", "sigma"))
             runs[f"{dt}_s{s}"] = {"fid_vs_heldout": frechet_distance_torch(*stats[(dt, s)], mu_r, sig_r),
                                   "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
                                   "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
-                                  "compile": rec["compile"], "features_sha256": rec["features_sha256"]}
+                                  "compile": rec["compile"], "fused_resnet": bool(a.fused_fast and dt != dtypes[0]),
+                                  "features_sha256": rec["features_sha256"]}
             print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
     ref_dt = dtypes[0]
     ref_fids = [runs[f"{ref_dt}_s{s}"]["fid_vs_heldout"] for s in seeds]

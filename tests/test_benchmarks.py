@@ -103,3 +103,30 @@ def test_pytest_benchmark_suite_runs_on_cpu(tmp_path):
     assert " passed" in res.stdout and "failed" not in res.stdout and "no CUDA" in res.stdout
     info = json.loads(bj.read_text())["machine_info"]["maskpro_eval_bench"]
     assert info["schema"] == SCHEMA and set(VERSION_KEYS) <= set(info["versions"]) and info["command"][-1] == "-rs"
+
+
+def test_full50k_record_copies_the_runs_figures_and_the_fidelity_run(tmp_path):
+    """benchmarks.full50k_record: every figure comes from the run's results and the fidelity record."""
+    import json
+
+    from benchmarks.full50k_record import main as record_main
+    results = {"run": {"torch": "2.11.0+cu130", "diffusers": "0.42.1", "started": "2026-12-06T13:00:00+0000",
+                       "device": "cuda", "exit_status": 0},
+               "models": {"dense": {"quality": {"fid": 12.5}}},
+               "timings": {"device_name": "NVIDIA H200", "bf16_peak_tflops": 989.4,
+                           "phases": {"sampling": {"seconds": 100.0, "img_steps_per_s": 50000.0, "tflops": 622.0,
+                                                   "fraction_of_bf16_peak": 0.6287}}}}
+    res = tmp_path / "evaluation_results.json"
+    res.write_text(json.dumps(results))
+    fidelity = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "h200_20261204_trained_fidelity" / "trained_fidelity_zoo_dense.json"
+    out = tmp_path / "full_50k_latest.json"
+    assert record_main(["--results", str(res), "--total-seconds", "171.25", "--command", "pytest -m full X",
+                 "--fidelity", str(fidelity), "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["device"] == "NVIDIA H200" and rec["torch"] == "2.11.0+cu130" and rec["command"] == "pytest -m full X"
+    assert rec["total_seconds"] == 171.25 and rec["fid_fast"] == 12.5 and rec["sampling_tflops"] == 622.0
+    assert rec["sampling_img_steps_per_s"] == 50000.0 and rec["bf16_peak_tflops"] == 989.4
+    assert rec["phases"]["sampling"]["seconds"] == 100.0
+    assert rec["fp32_seed_spread"] == pytest.approx(0.0617166, rel=1e-5)
+    assert rec["fid_fp32_same_seeds"]["0"] == pytest.approx(17.4073, rel=1e-5)
+    assert rec["fid_fast_same_seeds"]["2"] == pytest.approx(17.3479, rel=1e-5)

@@ -1,0 +1,107 @@
+"""The record of issue #13's target run, ``benchmarks/results/full_50k_latest.json``, built from what a
+``pytest -m full`` run wrote (its ``evaluation_results.json``) plus the wall time measured around it, and
+optionally the fp32 fidelity figures of ``benchmarks.trained_fidelity`` (FID of the fast path vs fp32 on the
+same seeds, fp32 seed spread).
+
+    python -m benchmarks.full50k_record --results reports/RUN/evaluation_results.json --total-seconds 171.2 \\
+        --command "pytest -m full ..." [--fidelity trained_fidelity.json] [--warm-total-seconds S] --out F.json
+
+Every figure is copied from those files; nothing is estimated here. Missing inputs stay ``null``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _model_fid(results: dict) -> tuple[str | None, float | None]:
+    for name, entry in (results.get("models") or {}).items():
+        q = entry.get("quality") if isinstance(entry, dict) else None
+        if isinstance(q, dict) and q.get("fid") is not None:
+            return name, float(q["fid"])
+    return None, None
+
+
+def build_record(results: dict, *, command: str, total_seconds: float, fidelity: dict | None = None,
+                 warm_total_seconds: float | None = None, device: str | None = None) -> dict:
+    """The issue's record from a run's results dict (see the module docstring)."""
+    timings = results.get("timings") or {}
+    phases = timings.get("phases") or {}
+    sampling = phases.get("sampling") or {}
+    run = results.get("run") or {}
+    name, fid = _model_fid(results)
+    rec = {
+        "device": device or timings.get("device_name") or run.get("device"),
+        "torch": run.get("torch"),
+        "diffusers": run.get("diffusers"),
+        "date": run.get("started"),
+        "command": command,
+        "total_seconds": round(float(total_seconds), 2),
+        "warm_total_seconds": None if warm_total_seconds is None else round(float(warm_total_seconds), 2),
+        "target_seconds": 180.0,
+        "phases": phases,
+        "sampling_img_steps_per_s": sampling.get("img_steps_per_s"),
+        "sampling_tflops": sampling.get("tflops"),
+        "bf16_peak_tflops": timings.get("bf16_peak_tflops"),
+        "sampling_fraction_of_bf16_peak": sampling.get("fraction_of_bf16_peak"),
+        "model": name,
+        "fid_fast": fid,
+        "fid_fp32_same_seeds": None,
+        "fp32_seed_spread": None,
+        "verdict": (results.get("verdict") or {}).get("status") if isinstance(results.get("verdict"), dict)
+        else results.get("verdict"),
+        "exit_status": run.get("exit_status"),
+    }
+    if fidelity:
+        for key in ("fid_fp32_same_seeds", "fp32_seed_spread", "fid_fast_same_seeds", "fast_within_fp32_seed_spread"):
+            rec[key] = fidelity.get(key)
+        rec["fidelity_source"] = fidelity.get("source")  # a trained model at N >= 10,240 (issue #13 item 4)
+    return rec
+
+
+def fidelity_summary(record: dict) -> dict:
+    """``fid_fp32_same_seeds`` (the reference precision's FID per seed), ``fid_fast_same_seeds`` (the other
+    precision's, same seeds), ``fp32_seed_spread`` (std over seeds) from a ``benchmarks.trained_fidelity`` output."""
+    runs = record.get("runs") or {}
+    seeds = [str(s) for s in record.get("seeds") or []]
+    ref = next((k[: -len("_seed_std_vs_heldout")] for k in record if k.endswith("_seed_std_vs_heldout")), None)
+    fast = next((k.split("_minus_")[0] for k in record if "_minus_" in k), None)
+    out = {"source": {"model": record.get("model"), "num_samples": record.get("num_samples"),
+                      "reference": record.get("reference"), "device": record.get("device"),
+                      "date": record.get("date"), "torch": record.get("torch")}}
+    if ref:
+        out["fid_fp32_same_seeds"] = {s: runs.get(f"{ref}_s{s}", {}).get("fid_vs_heldout") for s in seeds}
+        out["fp32_seed_spread"] = record.get(f"{ref}_seed_std_vs_heldout")
+    if fast:
+        out["fid_fast_same_seeds"] = {s: runs.get(f"{fast}_s{s}", {}).get("fid_vs_heldout") for s in seeds}
+        out["fast_within_fp32_seed_spread"] = record.get(f"{fast}_within_{ref}_seed_spread")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", required=True, help="evaluation_results.json of the pytest -m full run")
+    p.add_argument("--total-seconds", type=float, required=True, help="command start to exit, measured outside")
+    p.add_argument("--warm-total-seconds", type=float, default=None, help="the same with a warm compile cache")
+    p.add_argument("--command", required=True, help="the exact command that was timed")
+    p.add_argument("--fidelity", default=None, help="a benchmarks.trained_fidelity record (JSON)")
+    p.add_argument("--device", default=None, help="device name (default: the run's timings)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    results = json.loads(Path(args.results).read_text())
+    fid = fidelity_summary(json.loads(Path(args.fidelity).read_text())) if args.fidelity else None
+    rec = build_record(results, command=args.command, total_seconds=args.total_seconds, fidelity=fid,
+                       warm_total_seconds=args.warm_total_seconds, device=args.device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(rec, indent=2, sort_keys=False) + "\n")
+    tmp.replace(out)
+    print(json.dumps({k: rec[k] for k in ("device", "total_seconds", "sampling_img_steps_per_s", "sampling_tflops",
+                                           "fid_fast")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
