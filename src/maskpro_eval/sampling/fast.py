@@ -72,7 +72,8 @@ class FastEngineOptions:
         cudnn_benchmark: let cuDNN time its convolution algorithms per shape (``torch.backends.cudnn.benchmark``)
             while sampling; restored afterwards.
         cuda_graph: capture the UNet call in a CUDA graph (static buffers) and replay it.
-        channels_last: run the UNet in channels-last memory format.
+        channels_last: run the UNet in channels-last memory format (always on with ``fused_resnet``: the fused
+            kernels load a pixel's channels contiguously, the K dimension of their implicit GEMM).
         pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
         allow_tf32: set TF32 for fp32 matmuls/convs during sampling (None: leave PyTorch's flags).
         time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
@@ -219,7 +220,8 @@ class FastDDIMSampler:
                 model = model.to(self.dtype)
             finally:
                 dl.setLevel(level)
-        if eng.channels_last:
+        self.channels_last = bool(eng.channels_last or eng.fused_resnet)
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)
         self._t_rows, self._t_index = None, None
@@ -277,7 +279,7 @@ class FastDDIMSampler:
 
     def _prep_input(self, x: torch.Tensor) -> torch.Tensor:
         x_in = x if self.in_dtype == torch.float32 else x.to(self.in_dtype)
-        if self.engine.channels_last:
+        if self.channels_last:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
         return x_in
 
@@ -360,7 +362,7 @@ class FastDDIMSampler:
             for k, c in enumerate(self.coefs):
                 eps = self._call_unet(self._prep_input(x), c["t"])
                 eps = eps.float()
-                if self.engine.channels_last:
+                if self.channels_last:
                     eps = eps.contiguous()
                 x = self._step(eps, k, x).float()
         return x
@@ -448,7 +450,7 @@ class FastDDIMSampler:
                 "autocast": self.engine.autocast, "compile": self.sampling.compile,
                 "compile_mode": self.engine.compile_mode, "compile_options": self.engine.compile_options,
                 "cudnn_benchmark": self.engine.cudnn_benchmark, "cuda_graph": self.engine.cuda_graph,
-                "channels_last": self.engine.channels_last, "batch_size": int(self.sampling.batch_size),
+                "channels_last": self.channels_last, "batch_size": int(self.sampling.batch_size),
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
                 **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
