@@ -14,7 +14,7 @@ def _silu(x, FAST_SILU: tl.constexpr):
     # x * sigmoid(x) in float32. FAST_SILU: 0.5 x (1 + tanh(x / 2)) with the hardware tanh.approx.f32 (one
     # special-function op instead of exp + reciprocal; max relative error ~2^-11, an fp16 ulp); GPU only
     if FAST_SILU:
-        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [x * 0.5], dtype=tl.float32,
+        t = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=f,f", [x * 0.5], dtype=tl.float32,
                                       is_pure=True, pack=1)
         return x * (0.5 + 0.5 * t)
     else:
