@@ -33,25 +33,25 @@ stage_setup() {
 
 stage_gputests() {
   timeout 240 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -q -m gpu -o addopts="" \
-    tests/test_fused_resnet.py 2>&1 | tail -25 | tee "$OUT/gputests.log"
+    tests/test_fused_resnet.py -k "cuda" 2>&1 | tail -25 | tee "$OUT/gputests.log"
 }
 
 stage_fused() {
-  local sweep="${FR_CONFIGS:-64,64,32,4,3;64,128,32,4,3;64,128,64,4,3;128,128,32,8,3;64,256,32,8,3;128,256,32,8,3}"
-  timeout 300 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 \
-    --shapes '128->128@32x32;256->256@16x16' --configs "$sweep" --silu fast,exact --out "$OUT/fr_sweep.json" \
+  local sweep="${FR_CONFIGS:-64,128,32,4,3;128,128,32,8,3;64,256,32,8,3;128,256,32,8,3;128,128,64,8,3}"
+  timeout 200 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 \
+    --shapes '128->128@32x32;256->256@16x16' --configs "$sweep" --silu fast --out "$OUT/fr_sweep.json" \
     2>&1 | grep -v -i warn | tee "$OUT/fr_sweep.log"
-  timeout 100 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --reps 10 --no-compile \
-    --shapes '128->128@32x32' --configs "${FR_NCHW:-64,128,32,4,3;128,128,32,8,3}" --silu fast --out "$OUT/fr_nchw.json" \
-    2>&1 | grep -v -i warn | tee "$OUT/fr_nchw.log"
-  timeout 240 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
-    --configs "${FR_SHORT:-64,128,32,4,3;128,128,32,8,3;64,256,32,8,3}" --silu fast --out "$OUT/fr_all.json" \
+  timeout 60 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
+    --shapes '128->128@32x32' --configs "${FR_EXACT:-128,128,32,8,3}" --silu exact --out "$OUT/fr_exact.json" \
+    2>&1 | grep -v -i warn | tee "$OUT/fr_exact.log"
+  timeout 150 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
+    --configs "${FR_SHORT:-128,128,32,8,3;64,256,32,8,3}" --silu fast --out "$OUT/fr_all.json" \
     2>&1 | grep -v -i warn | tee "$OUT/fr_all.log"
 }
 
 stage_settings() {
   local s
-  for s in ${SETTINGS:-compile+fp16 fp16+cl+fr+graph compile+fp16+cl+fr}; do
+  for s in ${SETTINGS:-fp16+cl+fr+graph compile+fp16+cl+fr}; do
     timeout 200 $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
       --settings "$s" --out "$OUT/settings_${s//+/_}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
   done
