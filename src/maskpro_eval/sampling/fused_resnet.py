@@ -173,15 +173,11 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
                else torch.contiguous_format)
         out = torch.empty((bsz, cout, h, w), dtype=x.dtype, device=x.device, memory_format=fmt)
     dummy = bias
-    gs = 1
     stats = None
     if stats_groups:
         if cout % stats_groups:
             raise FusedResnetError(f"{cout} output channels do not split into {stats_groups} groups")
-        gs = cout // stats_groups
-        if gs & (gs - 1) or gs > bn:
-            raise FusedResnetError(f"group size {gs} must be a power of two <= the channel tile {bn}")
-        stats = torch.zeros(bsz, stats_groups, 2, dtype=torch.float32, device=x.device)
+        stats = torch.zeros(bsz, cout, 2, dtype=torch.float32, device=x.device)  # per channel; groups below
     sc, sh = scale_shift if scale_shift is not None else (dummy, dummy)
     if temb is not None:
         if temb.shape != (bsz, cout):
@@ -196,13 +192,15 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     grid = (bsz * (hw // bm), -(-cout // bn))
     kernel[grid](x, packed_weight, bias, sc, sh, temb if temb is not None else dummy, res, out,
                  stats if stats is not None else dummy,
-                 h, w, cout, stats_groups or 1,
+                 h, w, cout,
                  *_strides4(x), *_strides4(out), *_strides4(res), stb, stc,
                  1.0 / float(output_scale_factor), CIN=cin,
                  HAS_NORM=scale_shift is not None, HAS_SILU=bool(silu), HAS_TEMB=temb is not None,
-                 HAS_RES=residual is not None, HAS_STATS=stats is not None, GROUP_SIZE=gs,
+                 HAS_RES=residual is not None, HAS_STATS=stats is not None,
                  FAST_SILU=(not _interpret()) if fast_silu is None else (bool(fast_silu) and not _interpret()),
                  BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **launch)
+    if stats is not None:
+        stats = stats.view(bsz, stats_groups, cout // stats_groups, 2).sum(dim=2)
     return out, stats
 
 

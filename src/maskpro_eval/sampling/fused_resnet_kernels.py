@@ -51,11 +51,11 @@ def _conv_step(acc, x_ptr, w_ptr, scale_ptr, shift_ptr, b, oh, ow, tap, offs_k, 
 
 @triton.jit
 def conv3x3_kernel(x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, temb_ptr, res_ptr, out_ptr, stats_ptr,
-                   H, W, COUT, N_GROUPS,
+                   H, W, COUT,
                    sxb, sxc, sxh, sxw, sob, soc, soh, sow, srb, src, srh, srw, stb, stc,
                    inv_out_scale, CIN: tl.constexpr,
                    HAS_NORM: tl.constexpr, HAS_SILU: tl.constexpr, HAS_TEMB: tl.constexpr,
-                   HAS_RES: tl.constexpr, HAS_STATS: tl.constexpr, GROUP_SIZE: tl.constexpr,
+                   HAS_RES: tl.constexpr, HAS_STATS: tl.constexpr,
                    FAST_SILU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # one program: BLOCK_M output pixels of ONE sample (H*W % BLOCK_M == 0) x BLOCK_N output channels
     pid_m = tl.program_id(0)
@@ -94,14 +94,12 @@ def conv3x3_kernel(x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, temb_ptr, res_p
     yq = y.to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + b * sob + oh[:, None] * soh + ow[:, None] * sow + offs_n[None, :] * soc, yq, mask=omask)
     if HAS_STATS:
-        # the next GroupNorm's per-(sample, group) sums, of the values as stored (rounded)
+        # the next GroupNorm's sums per (sample, channel), of the values as stored (rounded); the caller adds
+        # the channels of each group (any group size)
         yr = tl.where(omask, yq.to(tl.float32), 0.0)
-        s1 = tl.sum(tl.reshape(tl.sum(yr, axis=0), (BLOCK_N // GROUP_SIZE, GROUP_SIZE)), axis=1)
-        s2 = tl.sum(tl.reshape(tl.sum(yr * yr, axis=0), (BLOCK_N // GROUP_SIZE, GROUP_SIZE)), axis=1)
-        g = pid_n * (BLOCK_N // GROUP_SIZE) + tl.arange(0, BLOCK_N // GROUP_SIZE)
-        gmask = g < N_GROUPS
-        tl.atomic_add(stats_ptr + (b * N_GROUPS + g) * 2, s1, mask=gmask)
-        tl.atomic_add(stats_ptr + (b * N_GROUPS + g) * 2 + 1, s2, mask=gmask)
+        tl.atomic_add(stats_ptr + (b * COUT + offs_n) * 2, tl.sum(yr, axis=0), mask=n_mask)
+        tl.atomic_add(stats_ptr + (b * COUT + offs_n) * 2 + 1, tl.sum(yr * yr, axis=0), mask=n_mask)
+
 
 @triton.jit
 def channel_stats_kernel(x_ptr, stats_ptr, W, sxb, sxc, sxh, sxw, HW: tl.constexpr, C: tl.constexpr,
