@@ -51,8 +51,8 @@ stage_fused() {
 
 stage_settings() {
   local s
-  for s in ${SETTINGS:-fp16+cl+fr+graph compile+fp16+cl+fr}; do
-    timeout 200 $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
+  for s in ${SETTINGS:-compile+fp16 fp16+fr+graph compile+fp16+fr}; do
+    timeout 150 $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
       --settings "$s" --out "$OUT/settings_${s//+/_}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
   done
 }

@@ -41,7 +41,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 
-__all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "group_stats", "norm_scale_shift",
+__all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "default_block", "group_stats", "norm_scale_shift",
            "install_fused_resnets", "fused_resnet_unavailable", "TOLERANCE", "pack_conv3x3_weight"]
 
 #: max |patched - original| / max |original| allowed by the install check, per UNet dtype (float32 includes
@@ -138,11 +138,21 @@ def pack_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).reshape(9 * ci, co).contiguous()
 
 
+def default_block(hw: int, cout: int) -> tuple[int, int, int, int, int]:
+    """The tile of a fused convolution with ``hw`` output pixels per sample and ``cout`` output channels:
+    up to 128 pixels x 128 channels (one N tile covers a 128-channel layer, so each loaded input tile is
+    transformed by the prologue once per tap, not once per N tile), K blocks of 32, 8 warps for the full tile
+    and 4 for small ones, 3 pipeline stages."""
+    bm = min(128, hw)
+    bn = min(128, _pow2_at_least(cout, 16))
+    return bm, bn, 32, (8 if bm * bn >= 128 * 128 else 4), 3
+
+
 def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
             scale_shift: tuple[torch.Tensor, torch.Tensor] | None = None, silu: bool = False,
             temb: torch.Tensor | None = None, residual: torch.Tensor | None = None,
             output_scale_factor: float = 1.0, stats_groups: int | None = None,
-            out: torch.Tensor | None = None, block: tuple[int, ...] = (64, 64, 32),
+            out: torch.Tensor | None = None, block: tuple[int, ...] | None = None,
             fast_silu: bool | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """3x3, stride 1, padding 1 convolution with the fused prologue/epilogue; returns ``(out, stats)``.
 
@@ -152,7 +162,8 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     (a batch stride of 0 is fine); ``residual``: (B, COUT, H, W) added, then the sum divided by
     ``output_scale_factor``. ``stats_groups``: also return ``(B, G, 2)`` float32 sums/sums of squares of
     the output per (sample, group). ``out``: preallocated output (default: ``x``'s memory format).
-    ``block``: ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])`` (Triton's defaults for the last two).
+    ``block``: ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])`` (Triton's defaults for the last two);
+    None: :func:`default_block` for this shape.
     ``fast_silu``: SiLU through the hardware ``tanh.approx`` (one special-function op per element instead of
     two; error ~ an fp16 ulp); default on a GPU, never under the interpreter (no inline assembly there).
     """
@@ -161,6 +172,7 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     if k9 != 9 * cin:
         raise FusedResnetError(f"packed weight {tuple(packed_weight.shape)} does not fit {cin} input channels")
     hw = h * w
+    block = default_block(hw, cout) if block is None else block
     bm, bn, bk = block[:3]
     launch = {k: int(v) for k, v in zip(("num_warps", "num_stages"), block[3:])}
     bm = min(bm, hw)
@@ -230,7 +242,7 @@ def _unsupported(block: nn.Module, hw: int | None) -> str | None:
 class FusedResnetBlock2D(nn.Module):
     """Stands in for one ``ResnetBlock2D`` (same parameters, shared, not copied); eval only."""
 
-    def __init__(self, block: nn.Module, block_shape: tuple[int, ...] = (64, 64, 32), fast_silu: bool | None = None):
+    def __init__(self, block: nn.Module, block_shape: tuple[int, ...] | None = None, fast_silu: bool | None = None):
         super().__init__()
         why = _unsupported(block, None)
         if why:
@@ -287,7 +299,7 @@ def _spatial_sizes(unet: nn.Module, sample_size: int) -> dict[str, int]:
 
 @torch.no_grad()
 def install_fused_resnets(unet: nn.Module, *, check: bool = True, probe_batch: int = 2, seed: int = 0,
-                          block_shape: tuple[int, ...] = (64, 64, 32)) -> dict:
+                          block_shape: tuple[int, ...] | None = None) -> dict:
     """Swap every supported ``ResnetBlock2D`` of ``unet`` (in place) for :class:`FusedResnetBlock2D`.
 
     Returns ``{"fused": [names], "kept": {name: reason}, "check_rel_error": float | None}``. With ``check``
