@@ -115,3 +115,17 @@ def test_the_python_api_passes_fused_resnet_on_and_a_cpu_refuses_it(monkeypatch,
                             save_grid=False)
     with pytest.raises(SamplingError, match="needs backend='fast'"):
         ev.generate_samples(num_samples=2, steps=2, fused_resnet=True, save_grid=False)
+
+
+def test_fused_resnet_is_part_of_the_full_tier_protocol_and_store_key(tmp_path):
+    """The results say when the fused kernels made the samples, and their samples never share a store
+    with cuDNN's (an end-to-end run on the CPU through the interpreter works but takes minutes: done by hand)."""
+    from maskpro_eval.metrics.quality import FullSettings
+    from maskpro_eval.sampling.config import SamplingConfig
+
+    def settings(fused):
+        return FullSettings(sampling=SamplingConfig(backend="fast", dtype="float16", fused_resnet=fused),
+                            samples_dir=str(tmp_path))
+    assert settings(True).protocol()["fused_resnet"] is True
+    assert "fused_resnet" not in settings(False).protocol()
+    assert settings(True).sampling_config(0).protocol_dict() != settings(False).sampling_config(0).protocol_dict()

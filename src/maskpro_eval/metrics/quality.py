@@ -62,7 +62,8 @@ class FullSettings:
         sc = self.sampling
         return {"num_samples": self.num_samples, "sampler": sc.sampler, "steps": sc.num_inference_steps,
                 "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
-                "sampling_backend": sc.backend, "compile": sc.compile, "fid_ref": self.fid_ref,
+                "sampling_backend": sc.backend, "compile": sc.compile, **({"fused_resnet": True} if sc.fused_resnet else {}),
+                "fid_ref": self.fid_ref,
                 "inception_weights": self.inception_weights, "fid_protocol": self.fid_protocol,
                 "fid_ref_protocol": self.fid_ref_protocol, "prdc_k": self.prdc_k, "consistency_seeds": self.consistency_seeds,
                 "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size}
@@ -271,7 +272,8 @@ class QualityEvaluator:
                 "reference": f"{ref.source} (N={ref.n})", "inception_sha256": self.extractor.weights_sha256[:16],
                 "fid_protocol": self.protocol_key,
                 "reference_protocol": f"{ref.protocol}{' (assumed)' if ref.protocol_assumed else ''}",
-                "dtype": sc.dtype, "device": self.settings.device}
+                "dtype": sc.dtype, "device": self.settings.device,
+                **({"sampling_backend": "fast", "fused_resnet": True} if sc.fused_resnet else {})}
 
     def run_protocol(self, baseline=None) -> dict:
         """The run-level protocol record: the FID protocol (metrics.fid.fid_protocol), reference, settings."""
