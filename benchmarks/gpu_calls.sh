@@ -61,12 +61,16 @@ stage_full50k() {
   local w=/root/inc/default_1.pt
   [ -f "$w" ] || { echo "no Inception weights at $w (carry the three .inc parts)"; return 1; }
   [ -d /root/models/dense ] || $PY -m benchmarks make-models --models-dir /root/models >/dev/null || return 1
-  /usr/bin/time -v true >/dev/null 2>&1 && T="/usr/bin/time -f %e" || T=""
+  # a mu/sigma reference (as a user's CIFAR-10 statistics): the held-out digits' statistics, FID only
+  [ -f /root/ref_digits.npz ] || $PY -m maskpro_eval.cli.main fid-stats src/maskpro_eval/demo_zoo/digits_heldout_32px.npz \
+    /root/ref_digits.npz --device cuda --inception-weights "$w" --no-cache --no-progress || return 1
   local start=$(date +%s.%N)
   timeout 560 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -m full evaluation_tests \
     --checkpoint /root/models/dense --device cuda --sampling-backend fast --dtype float16 --compile-sampler \
-    --batch-size 1024 --num-samples 50000 --inception-weights "$w" ${FULL_ARGS:-} 2>&1 | tail -60 | tee "$OUT/full50k.log"
-  echo "command to exit: $($PY -c "import time; print(round(time.time() - $start, 1))") s" | tee -a "$OUT/full50k.log"
+    --batch-size 1024 --num-samples 50000 --inception-weights "$w" --fid-ref /root/ref_digits.npz \
+    --reports-dir /root/reports --run-name "${RUN_NAME:-full50k}" --results-json "$OUT/${RUN_NAME:-full50k}_results.json" \
+    --no-progress ${FULL_ARGS:-} 2>&1 | tail -40 | tee "$OUT/${RUN_NAME:-full50k}.log"
+  echo "command to exit: $($PY -c "import time; print(round(time.time() - $start, 1))") s" | tee -a "$OUT/${RUN_NAME:-full50k}.log"
 }
 
 for st in "$@"; do
