@@ -129,3 +129,12 @@ def test_fused_resnet_is_part_of_the_full_tier_protocol_and_store_key(tmp_path):
     assert settings(True).protocol()["fused_resnet"] is True
     assert "fused_resnet" not in settings(False).protocol()
     assert settings(True).sampling_config(0).protocol_dict() != settings(False).sampling_config(0).protocol_dict()
+
+
+def test_default_tiles_divide_every_supported_spatial_size():
+    from maskpro_eval.sampling.fused_resnet import default_block
+    assert default_block(1024, 128) == (128, 128, 32, 8, 3)
+    assert default_block(16, 256) == (16, 128, 32, 4, 3)
+    for hw in (16, 48, 64, 112, 784, 1024, 4096):   # e.g. 28x28 = 784 = 16 x 49
+        bm = default_block(hw, 64)[0]
+        assert hw % bm == 0 and bm >= 16

@@ -140,10 +140,10 @@ def pack_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
 
 def default_block(hw: int, cout: int) -> tuple[int, int, int, int, int]:
     """The tile of a fused convolution with ``hw`` output pixels per sample and ``cout`` output channels:
-    up to 128 pixels x 128 channels (one N tile covers a 128-channel layer, so each loaded input tile is
+    up to 128 pixels (the largest of 128/64/32/16 dividing ``hw``) x 128 channels (one N tile covers a 128-channel layer, so each loaded input tile is
     transformed by the prologue once per tap, not once per N tile), K blocks of 32, 8 warps for the full tile
     and 4 for small ones, 3 pipeline stages."""
-    bm = min(128, hw)
+    bm = next(m for m in (128, 64, 32, 16) if hw % m == 0) if hw % _MIN_M == 0 else _MIN_M
     bn = min(128, _pow2_at_least(cout, 16))
     return bm, bn, 32, (8 if bm * bn >= 128 * 128 else 4), 3
 
