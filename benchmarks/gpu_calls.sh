@@ -38,14 +38,11 @@ stage_gputests() {
 
 stage_fused() {
   local sweep="${FR_CONFIGS:-64,128,32,4,3;128,128,32,8,3;64,256,32,8,3;128,256,32,8,3;128,128,64,8,3}"
-  timeout 200 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 \
-    --shapes '128->128@32x32;256->256@16x16' --configs "$sweep" --silu fast --out "$OUT/fr_sweep.json" \
-    2>&1 | grep -v -i warn | tee "$OUT/fr_sweep.log"
-  timeout 60 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
-    --shapes '128->128@32x32' --configs "${FR_EXACT:-128,128,32,8,3}" --silu exact --out "$OUT/fr_exact.json" \
-    2>&1 | grep -v -i warn | tee "$OUT/fr_exact.log"
+  [ -n "${FR_SKIP_SWEEP:-}" ] || timeout 200 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 \
+    --channels-last --reps 10 --shapes '128->128@32x32;256->256@16x16' --configs "$sweep" --silu fast \
+    --out "$OUT/fr_sweep.json" 2>&1 | grep -v -i warn | tee "$OUT/fr_sweep.log"
   timeout 150 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
-    --configs "${FR_SHORT:-128,128,32,8,3;64,256,32,8,3}" --silu fast --out "$OUT/fr_all.json" \
+    --configs "${FR_SHORT:-128,128,32,8,3;64,256,32,8,3}" --silu "${FR_SILU:-fast,exact}" --out "$OUT/fr_all.json" \
     2>&1 | grep -v -i warn | tee "$OUT/fr_all.log"
 }
 
