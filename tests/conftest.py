@@ -42,6 +42,14 @@ def shared_fid_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def golden():
+    """The golden FID fixture's images (A, B: 256 each), their real Inception features and FID, computed once
+    per session (~45 s on 2 CPU cores; tests.test_fid.golden_run) for every test that needs them."""
+    from tests.test_fid import golden_run
+    return golden_run()
+
+
+@pytest.fixture(scope="session")
 def garbage_model(tmp_path_factory):
     """An untrained UNet of the zoo's architecture: its samples are noise, not digits."""
     return save_pipeline(zoo_garbage_unet(), tmp_path_factory.mktemp("garbage") / "g")

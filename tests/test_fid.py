@@ -1,7 +1,7 @@
 """FID/KID: closed forms, KID against an independent loop implementation, and the golden fixture.
 
 The golden tests run the real Inception network once per session on 2 x 256 images (~45 s on 2 CPU
-cores) and reuse the features.
+cores) and reuse the features (fixture ``golden`` in tests/conftest.py; tests/test_prdc.py uses them too).
 """
 from __future__ import annotations
 
@@ -267,8 +267,9 @@ def load_golden_images():
     return np.load(GOLDEN_NPZ)
 
 
-@pytest.fixture(scope="session")
-def golden():
+def golden_run():
+    """The golden fixture through the real network: both sets' features and their FID (the session fixture
+    ``golden`` of tests/conftest.py, shared with tests/test_prdc.py)."""
     from maskpro_eval.metrics.inception import get_extractor
 
     z = load_golden_images()

@@ -59,15 +59,11 @@ def test_prdc_errors():
 
 
 @pytest.mark.slow
-def test_prdc_on_real_inception_features():
-    """Real pool3 features: the golden fixture's A vs B (features cached by the suite's own cache file)."""
-    from maskpro_eval.metrics.inception import get_extractor
-    from tests.test_fid import load_golden_images
-
-    z = load_golden_images()
-    ext = get_extractor()
-    real = ext.features(z["A"][:64], batch_size=16)
-    fake = ext.features(z["B"][:64], batch_size=16)
+def test_prdc_on_real_inception_features(golden):
+    """Real pool3 features: the golden fixture's first 64 images of A vs of B (the session's golden features,
+    computed once in batches of 16 as before: the same arrays as extracting the 64 images alone)."""
+    real = golden["fa"][:64]
+    fake = golden["fb"][:64]
     _check_equal(real, fake, 5)
     same = prdc_from_features(real, real[::-1].copy(), nearest_k=5)  # exact ties: 1 / 1 / 1 / 1 exactly
     assert {k: same[k] for k in KEYS} == dict.fromkeys(KEYS, 1.0)
