@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = bench_record("fused-resnet", settings=vars(args), figures=figures, command=sys.argv,
                        device=device_info(dev))
     if args.out:
-        write_record(rec, args.out)
+        write_record(args.out, rec)
     return 0
 
 

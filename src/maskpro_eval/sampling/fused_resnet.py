@@ -139,13 +139,16 @@ def pack_conv3x3_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def default_block(hw: int, cout: int) -> tuple[int, int, int, int, int]:
-    """The tile of a fused convolution with ``hw`` output pixels per sample and ``cout`` output channels:
-    up to 128 pixels (the largest of 128/64/32/16 dividing ``hw``) x 128 channels (one N tile covers a 128-channel layer, so each loaded input tile is
-    transformed by the prologue once per tap, not once per N tile), K blocks of 32, 8 warps for the full tile
-    and 4 for small ones, 3 pipeline stages."""
-    bm = next(m for m in (128, 64, 32, 16) if hw % m == 0) if hw % _MIN_M == 0 else _MIN_M
-    bn = min(128, _pow2_at_least(cout, 16))
-    return bm, bn, 32, (8 if bm * bn >= 128 * 128 else 4), 3
+    """The tile ``(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)`` of a fused convolution with ``hw``
+    output pixels per sample and ``cout`` output channels, from the tile sweep on an H100 (2026-12-06,
+    ``benchmarks/README.md``): 128 x 256 x 32 with 8 warps for 256-channel layers of >= 128 pixels (one N tile,
+    so the prologue transforms each input tile once per tap; 4.28 ms vs 7.48 for 128 x 128 at 256->256@16x16,
+    B=1024), 64 x 128 x 32 with 4 warps otherwise (5.42 vs 6.93 ms at 128->128@32x32). M is the largest of
+    the tile's size, 64, 32, 16 that divides ``hw``; 3 pipeline stages."""
+    if cout > 128 and hw % 128 == 0:
+        return 128, 256, 32, 8, 3
+    bm = next((m for m in (64, 32, 16) if hw % m == 0), _MIN_M)
+    return bm, min(128, _pow2_at_least(cout, 16)), 32, 4, 3
 
 
 def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
