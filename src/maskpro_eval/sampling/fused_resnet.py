@@ -7,7 +7,8 @@ work of the block with them (issue #13, "the main lever").
     out = (shortcut(x) + conv2(dropout(silu(norm2(h))))) / output_scale_factor
 
 Unfused, every arrow between the convolutions is a pass over the activation (GroupNorm statistics, GroupNorm
-apply + SiLU, bias/time add, residual add). Here one block is three kernels (plus a few tiny (B, C) torch ops turning the sums into a scale and shift):
+apply + SiLU, bias/time add, residual add). Here one block is three kernels (plus a few tiny (B, C) torch ops
+that turn the sums into a scale and shift):
 
 1. :func:`group_stats`: per-(sample, group) sum and sum of squares of ``x`` (one read, per channel, then the
    channels of each group added);
@@ -143,8 +144,9 @@ def default_block(hw: int, cout: int) -> tuple[int, int, int, int, int]:
     output pixels per sample and ``cout`` output channels, from the tile sweep on an H100 (2026-12-06,
     ``benchmarks/README.md``): 128 x 256 x 32 with 8 warps for 256-channel layers of >= 128 pixels (one N tile,
     so the prologue transforms each input tile once per tap; 4.28 ms vs 7.48 for 128 x 128 at 256->256@16x16,
-    B=1024), 64 x 128 x 32 with 4 warps otherwise (5.42 vs 6.93 ms at 128->128@32x32). M is the largest of
-    the tile's size, 64, 32, 16 that divides ``hw``; 3 pipeline stages."""
+    B=1024), 64 x 128 x 32 with 4 warps otherwise (5.42 vs 6.93 ms at 128->128@32x32), M then being the largest
+    of 64, 32, 16 that divides ``hw``; 3 pipeline stages. (Even so the fused blocks are slower than the compiled
+    PyTorch UNet; the same README says why.)"""
     if cout > 128 and hw % 128 == 0:
         return 128, 256, 32, 8, 3
     bm = next((m for m in (64, 32, 16) if hw % m == 0), _MIN_M)
