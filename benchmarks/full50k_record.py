@@ -49,8 +49,7 @@ def build_record(results: dict, *, command: str, total_seconds: float, fidelity:
         "fid_fast": fid,
         "fid_fp32_same_seeds": None,
         "fp32_seed_spread": None,
-        "verdict": (results.get("verdict") or {}).get("status") if isinstance(results.get("verdict"), dict)
-        else results.get("verdict"),
+        "verdict": results.get("verdict"),
         "exit_status": run.get("exit_status"),
     }
     if fidelity:
@@ -93,11 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     fid = fidelity_summary(json.loads(Path(args.fidelity).read_text())) if args.fidelity else None
     rec = build_record(results, command=args.command, total_seconds=args.total_seconds, fidelity=fid,
                        warm_total_seconds=args.warm_total_seconds, device=args.device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, sort_keys=False) + "\n")
-    tmp.replace(out)
+    from maskpro_eval.reporting.atomic_io import atomic_write_text
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(rec, indent=2) + "\n")
     print(json.dumps({k: rec[k] for k in ("device", "total_seconds", "sampling_img_steps_per_s", "sampling_tflops",
                                            "fid_fast")}))
     return 0
