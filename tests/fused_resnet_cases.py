@@ -208,7 +208,7 @@ def tiny_ddpm_unet():
 
 
 def test_fast_sampler_installs_fused_resnets_on_a_copy_and_reports_them(tiny_ddpm_unet):
-    """FastEngineOptions.fused_resnet through FastDDIMSampler: installed on the sampler's copy (checked there),
+    """fused_resnet=True (SamplingConfig.fused_resnet) through FastDDIMSampler: installed on the sampler's copy (checked there),
     reported in ``fused_report`` and the protocol. (Images through the interpreter take minutes: the
     pixel comparison runs on the GPU, tests/test_fused_resnet.py.)"""
     import time

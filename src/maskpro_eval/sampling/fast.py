@@ -79,11 +79,9 @@ class FastEngineOptions:
         time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
             ``t``): each resnet's projected time vector precomputed for the sampler's timesteps
             (:mod:`maskpro_eval.sampling.time_table`; checked against the unpatched UNet when installed).
-        fused_resnet: replace every supported ``ResnetBlock2D`` by the Triton fused block
-            (:mod:`maskpro_eval.sampling.fused_resnet`: GroupNorm + SiLU in the 3x3 convolutions' prologue,
-            bias + time + residual + the next GroupNorm's statistics in their epilogue); CUDA only, checked
-            against the unpatched UNet when installed (the report is ``FastDDIMSampler.fused_report``).
-        fused_block: the fused convolutions' tile ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])``.
+        fused_block: the tile of the fused convolutions that ``SamplingConfig.fused_resnet`` (the one switch,
+            part of the protocol; keyword ``fused_resnet=``) turns on; the install report is
+            ``FastDDIMSampler.fused_report``. Tile ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])``.
     """
 
     autocast: bool = False
@@ -95,7 +93,6 @@ class FastEngineOptions:
     pad_last_batch: bool | None = None
     allow_tf32: bool | None = None
     time_table: bool = False
-    fused_resnet: bool = False
     fused_block: tuple | None = None
 
     def to_dict(self) -> dict:
@@ -105,7 +102,8 @@ class FastEngineOptions:
 _ENGINE_KEYS = set(FastEngineOptions.__dataclass_fields__)
 #: keyword -> SamplingConfig field (``steps`` is the fast path's historical name for the step count)
 _SAMPLING_KEYS = {"steps": "num_inference_steps", "num_inference_steps": "num_inference_steps", "seed": "seed",
-                  "batch_size": "batch_size", "dtype": "dtype", "compile": "compile", "device": "device"}
+                  "batch_size": "batch_size", "dtype": "dtype", "compile": "compile", "device": "device",
+                  "fused_resnet": "fused_resnet"}
 
 
 def fast_configs(sampling: SamplingConfig | None = None, engine: FastEngineOptions | None = None,
@@ -127,10 +125,6 @@ def fast_configs(sampling: SamplingConfig | None = None, engine: FastEngineOptio
     if sampling.sampler != "ddim" or sampling.eta != 0.0:
         raise FastSamplingError(f"the fast path runs DDIM with eta 0 only, got {sampling.sampler} eta={sampling.eta}")
     engine = replace(engine or FastEngineOptions(), **{k: v for k, v in kwargs.items() if k in _ENGINE_KEYS})
-    if sampling.fused_resnet and not engine.fused_resnet:  # the protocol asks for it (SamplingConfig)
-        engine = replace(engine, fused_resnet=True)
-    elif engine.fused_resnet and not sampling.fused_resnet:  # the engine option joins the protocol
-        sampling = replace(sampling, fused_resnet=True)
     return sampling, engine
 
 
@@ -208,7 +202,7 @@ class FastDDIMSampler:
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
         needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
-                      or eng.channels_last or eng.time_table or eng.fused_resnet)
+                      or eng.channels_last or eng.time_table or cfg.fused_resnet)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
         if not eng.autocast and self.dtype != p_dtype:
@@ -220,7 +214,7 @@ class FastDDIMSampler:
                 model = model.to(self.dtype)
             finally:
                 dl.setLevel(level)
-        self.channels_last = bool(eng.channels_last or eng.fused_resnet)
+        self.channels_last = bool(eng.channels_last or cfg.fused_resnet)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)
@@ -229,7 +223,7 @@ class FastDDIMSampler:
             from maskpro_eval.sampling.time_table import install_time_table
             self._t_rows, self._t_index = install_time_table(model, [int(c["t"]) for c in self.coefs])
         self.fused_report = None
-        if eng.fused_resnet:
+        if cfg.fused_resnet:
             from maskpro_eval.sampling.fused_resnet import install_fused_resnets
             kw = {"block_shape": tuple(eng.fused_block)} if eng.fused_block else {}
             self.fused_report = install_fused_resnets(model, **kw)
@@ -454,7 +448,7 @@ class FastDDIMSampler:
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
                 **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
-                   if self.engine.fused_resnet else {})}
+                   if self.sampling.fused_resnet else {})}
 
 
 _MODE_OPTIONS = {
