@@ -10,6 +10,7 @@ to ``--out`` (and prints it when ``--out`` is not given). ``table`` prints the r
     sampling     DDIM sampling img-steps/s: standard vs fast path (vs diffusers' DDIMPipeline)
     settings     fast-path settings (compile, freezing, cudnn.benchmark, channels-last, dtype, ...)
     profile      where the time of one UNet call goes (torch.profiler, kernels grouped by kind)
+    kernels      inductor's Triton kernels of one compiled UNet call, each in GB/s against the copy bandwidth
     inception    Inception feature img/s: strict fp32 vs TF32, deterministic cuDNN or not
     frechet      time of the feature statistics + Frechet distance (numpy float64 vs torch float64)
     fid50k       the end-to-end full-tier route (maskpro_eval.runtime.distributed; torchrun for >1 GPU)
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -199,6 +201,80 @@ def cmd_profile(args):
             "device": dev}, figs
 
 
+_BW_LINE = re.compile(r"^\s*([0-9.]+)ms\s+([0-9.]+) GB\s+([0-9.]+)GB/s\s+([0-9.]+)%\s+(\S+)\s*$")
+_BW_SUMMARY = re.compile(r"^\s*([0-9.]+)ms\s+([0-9.]+) GB\s+([0-9.]+)GB/s\s*$")
+
+
+def parse_inductor_bandwidth(text: str) -> list[dict]:
+    """The blocks of inductor's ``profile_bandwidth_output`` file (one per compiled-graph call), each
+    ``{"kernels": [{"ms", "gb", "gb_per_s", "share", "kernel"}], "total_ms", "total_gb", "gb_per_s"}``.
+    Kernel times are inductor's own ``do_bench`` of each kernel alone; bytes are its estimate of the
+    kernel's input + output traffic (``kernel_num_gb``)."""
+    blocks, cur, want_summary = [], None, False
+    for line in text.splitlines():
+        if line.startswith("TRITON KERNELS BANDWIDTH INFO"):
+            cur = {"kernels": []}
+            continue
+        if cur is None:
+            continue
+        if line.startswith("SUMMARY"):
+            want_summary = True
+            continue
+        if want_summary:
+            m = _BW_SUMMARY.match(line)
+            if m:
+                cur.update(total_ms=float(m[1]), total_gb=float(m[2]), gb_per_s=float(m[3]))
+                blocks.append(cur)
+            cur, want_summary = None, False
+            continue
+        m = _BW_LINE.match(line)
+        if m:
+            cur["kernels"].append({"ms": float(m[1]), "gb": float(m[2]), "gb_per_s": float(m[3]),
+                                   "share": float(m[4]) / 100, "kernel": m[5]})
+    return blocks
+
+
+def bandwidth_summary(block: dict, copy_gbs: float | None, top: int = 30) -> dict:
+    """Figures of one parsed block: totals, time-weighted GB/s, the time a kernel would take at the copy
+    bandwidth (its bytes / copy GB/s) summed, and the ``top`` kernels by time with their fraction of it."""
+    ks = block["kernels"]
+    at_copy = sum(k["gb"] for k in ks) / copy_gbs * 1e3 if copy_gbs else None
+    rows = [dict(k, fraction_of_copy_bw=(k["gb_per_s"] / copy_gbs if copy_gbs else None))
+            for k in sorted(ks, key=lambda k: -k["ms"])[:top]]
+    return {"kernels": len(ks), "total_ms": block.get("total_ms"), "total_gb": block.get("total_gb"),
+            "gb_per_s": block.get("gb_per_s"), "copy_bandwidth_gbs": copy_gbs,
+            "fraction_of_copy_bw": block["gb_per_s"] / copy_gbs if copy_gbs and block.get("gb_per_s") else None,
+            "ms_at_copy_bandwidth": at_copy,
+            "kernels_below_half_copy_bw_ms": sum(k["ms"] for k in ks if copy_gbs and k["gb_per_s"] < copy_gbs / 2),
+            "top_kernels": rows}
+
+
+def cmd_kernels(args):
+    import tempfile
+    import torch._inductor.config as inductor_config
+    dev = _device(args)
+    raw = Path(args.raw) if args.raw else Path(tempfile.mkdtemp()) / "inductor_bandwidth.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text("")
+    inductor_config.profile_bandwidth = True
+    inductor_config.profile_bandwidth_regex = ""
+    inductor_config.profile_bandwidth_output = str(raw)
+    x = torch.empty(args.copy_mib * 2 ** 18, dtype=torch.float32, device=dev).uniform_()
+    y = torch.empty_like(x)
+    copy_gbs = 2 * x.numel() * 4 / time_callable(lambda: y.copy_(x), warmup=3, rounds=20, device=dev).median_s / 1e9
+    del x, y
+    unet, sched = load_model(args.model, args.model_seed)
+    sampler, warm_s = cases.fast_sampler(unet, sched, args.setting, args.batch, args.steps, dev)
+    cases.unet_call(sampler, args.batch, args.setting).fn()
+    synchronize()
+    blocks = parse_inductor_bandwidth(raw.read_text())
+    if not blocks:
+        raise ValueError(f"inductor wrote no bandwidth block to {raw} (is {args.setting!r} compiled?)")
+    figs = {"copy_bandwidth_gbs": copy_gbs, "compile_and_warmup_s": warm_s, "graph_calls_profiled": len(blocks),
+            "last_call": bandwidth_summary(blocks[-1], copy_gbs, top=args.top), "raw": str(raw)}
+    return {"model": args.model, "setting": args.setting, "batch": args.batch, "device": dev}, figs
+
+
 def cmd_inception(args):
     dev = _device(args)
     rows, feats = [], {}
@@ -337,6 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", type=int, default=1024)
     sp.add_argument("--steps", type=int, default=100)
     sp.add_argument("--calls", type=int, default=3)
+    sp = cmd("kernels", cmd_kernels, "per-kernel GB/s of inductor's Triton kernels in one compiled UNet call "
+             "(torch._inductor.config.profile_bandwidth), against the measured copy bandwidth")
+    sp.add_argument("--setting", default="compile+fp16")
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--copy-mib", type=int, default=1024)
+    sp.add_argument("--top", type=int, default=30)
+    sp.add_argument("--raw", default=None, help="where inductor writes its per-call kernel table (kept)")
     sp = cmd("inception", cmd_inception, "Inception feature throughput by numeric mode", model=False)
     sp.add_argument("--modes", default="strict-fp32/deterministic,strict-fp32/nondeterministic,tf32/deterministic,"
                                        "tf32/nondeterministic")

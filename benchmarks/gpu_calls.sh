@@ -8,14 +8,20 @@
 #   fused        per-resnet benchmark of the fused block (benchmarks/fused_resnet.py): tile sweep on two
 #                shapes (fast and exact SiLU), then every shape at the short list of tiles
 #   settings     whole-UNet settings, one process each (cold compile): compile+fp16 and the fused ones
-#   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FID_ARGS extra)
-# Environment: FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options).
+#   kernels      inductor's Triton kernels of one compiled UNet call in GB/s (python -m benchmarks kernels)
+#   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FULL_ARGS extra),
+#                inductor's on-disk cache in $CCACHE (default /root/ccache): COLD=1 empties it first
+# Environment: FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
+#              RUN_NAME (full50k's output names), CCACHE, COLD.
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu_out}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export PYTHONPATH="/tmp/site:$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-PY=python3
+PY="${PY:-python3}"
+# the suite's plugin: by its pytest11 entry point when the package is installed, else named with -p
+PLUGIN="-p maskpro_eval.pytest_plugin"
+$PY -c "import importlib.metadata as m, sys; sys.exit(0 if any(e.value.startswith('maskpro_eval') for e in m.entry_points(group='pytest11')) else 1)" 2>/dev/null && PLUGIN=""
 
 stage_setup() {
   if ls .whl/*.whl >/dev/null 2>&1; then
@@ -33,7 +39,7 @@ stage_setup() {
 }
 
 stage_gputests() {
-  timeout 240 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -q -m gpu -o addopts="" \
+  timeout 240 $PY -m pytest -p no:cacheprovider $PLUGIN -q -m gpu -o addopts="" \
     tests/test_fused_resnet.py -k "cuda" 2>&1 | tail -25 | tee "$OUT/gputests.log"
 }
 
@@ -55,6 +61,12 @@ stage_settings() {
   done
 }
 
+stage_kernels() {
+  timeout 300 $PY -m benchmarks kernels --model ddpm-cifar10 --setting "${KSETTING:-compile+fp16}" --batch 1024 \
+    --raw "$OUT/inductor_bandwidth.txt" --out "$OUT/kernels_${KSETTING:-compile+fp16}.json" 2>&1 \
+    | grep -v -i warn | tail -5 | tee "$OUT/kernels.log"
+}
+
 stage_full50k() {
   local w=/root/inc/default_1.pt
   [ -f "$w" ] || { echo "no Inception weights at $w (carry the three .inc parts)"; return 1; }
@@ -62,13 +74,22 @@ stage_full50k() {
   # a mu/sigma reference (as a user's CIFAR-10 statistics): the held-out digits' statistics, FID only
   [ -f /root/ref_digits.npz ] || $PY -m maskpro_eval.cli.main fid-stats src/maskpro_eval/demo_zoo/digits_heldout_32px.npz \
     /root/ref_digits.npz --device cuda --inception-weights "$w" --no-cache --no-progress || return 1
+  export TORCHINDUCTOR_CACHE_DIR="${CCACHE:-/root/ccache}"
+  [ -z "${COLD:-}" ] || rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+  rm -rf /root/reports  # no samples or features from an earlier run (a re-run would resume from them)
+  echo "inductor cache $TORCHINDUCTOR_CACHE_DIR: $(du -sh "$TORCHINDUCTOR_CACHE_DIR" 2>/dev/null || echo absent)" \
+    | tee -a "$OUT/${RUN_NAME:-full50k}.log"
   local start=$(date +%s.%N)
-  timeout 560 $PY -m pytest -p no:cacheprovider -p maskpro_eval.pytest_plugin -m full evaluation_tests \
+  timeout 560 $PY -m pytest -p no:cacheprovider $PLUGIN -m full evaluation_tests \
     --checkpoint /root/models/dense --device cuda --sampling-backend fast --dtype float16 --compile-sampler \
     --batch-size 1024 --num-samples 50000 --inception-weights "$w" --fid-ref /root/ref_digits.npz \
     --reports-dir /root/reports --run-name "${RUN_NAME:-full50k}" --results-json "$OUT/${RUN_NAME:-full50k}_results.json" \
-    --no-progress ${FULL_ARGS:-} 2>&1 | tail -40 | tee "$OUT/${RUN_NAME:-full50k}.log"
+    --no-progress ${FULL_ARGS:-} 2>&1 | tail -40 | tee -a "$OUT/${RUN_NAME:-full50k}.log"
   echo "command to exit: $($PY -c "import time; print(round(time.time() - $start, 1))") s" | tee -a "$OUT/${RUN_NAME:-full50k}.log"
+  mkdir -p "$OUT/${RUN_NAME:-full50k}_run"
+  (cd "/root/reports/${RUN_NAME:-full50k}" && cp -r --parents evaluation_summary.md report.html metrics analysis \
+    "$OUT/${RUN_NAME:-full50k}_run/" 2>/dev/null)
+  du -sh /root/reports/samples_cache/* 2>/dev/null | tee -a "$OUT/${RUN_NAME:-full50k}.log"
 }
 
 for st in "$@"; do

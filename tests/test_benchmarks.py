@@ -130,3 +130,36 @@ def test_full50k_record_copies_the_runs_figures_and_the_fidelity_run(tmp_path):
     assert rec["fp32_seed_spread"] == pytest.approx(0.0617166, rel=1e-5)
     assert rec["fid_fp32_same_seeds"]["0"] == pytest.approx(17.4073, rel=1e-5)
     assert rec["fid_fast_same_seeds"]["2"] == pytest.approx(17.3479, rel=1e-5)
+
+
+def _bandwidth_file(calls):
+    """A profile_bandwidth output file written the way inductor writes it (its own line formatter)."""
+    from torch._inductor.runtime.runtime_utils import create_bandwidth_info_str
+    out = []
+    for kernels in calls:
+        total_ms, total_gb = sum(k[0] for k in kernels), sum(k[1] for k in kernels)
+        out += ["====================", "TRITON KERNELS BANDWIDTH INFO (/tmp/x.py)"]
+        for ms, gb, name in sorted(kernels, key=lambda k: -k[0]):
+            out.append(create_bandwidth_info_str(ms, gb, gb / (ms / 1e3),
+                                                 suffix=f" \t {ms / total_ms * 100:.2f}% \t {name}", color=False))
+        out += ["SUMMARY (/tmp/x.py)", f"{total_ms:.2f}ms   \t {total_gb:.2f} GB\t {total_gb / (total_ms / 1e3):.2f}GB/s", ""]
+    return "\n".join(out)
+
+
+def test_inductor_bandwidth_table_is_parsed_per_call_with_copy_bandwidth_fractions():
+    from benchmarks.cli import bandwidth_summary, parse_inductor_bandwidth
+    text = _bandwidth_file([[(1.0, 1.5, "triton_red_fused_native_group_norm_0"), (0.5, 1.0, "triton_poi_fused_add_1")],
+                            [(2.0, 2.0, "triton_poi_fused_silu_2")]])
+    blocks = parse_inductor_bandwidth(text)
+    assert [len(b["kernels"]) for b in blocks] == [2, 1]
+    first = blocks[0]
+    assert first["total_ms"] == 1.5 and first["total_gb"] == 2.5
+    assert first["kernels"][0] == {"ms": 1.0, "gb": 1.5, "gb_per_s": 1500.0, "share": pytest.approx(2 / 3, abs=1e-4),
+                                   "kernel": "triton_red_fused_native_group_norm_0"}
+    s = bandwidth_summary(first, copy_gbs=3000.0)
+    assert s["ms_at_copy_bandwidth"] == pytest.approx(2.5 / 3000 * 1e3)
+    assert s["top_kernels"][0]["fraction_of_copy_bw"] == pytest.approx(0.5)
+    # 1500 GB/s is not below half of 3000; 2000 GB/s neither: nothing below half
+    assert s["kernels_below_half_copy_bw_ms"] == 0
+    assert bandwidth_summary(blocks[1], copy_gbs=5000.0)["kernels_below_half_copy_bw_ms"] == 2.0
+    assert parse_inductor_bandwidth("no table here") == []
