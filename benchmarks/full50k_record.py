@@ -4,7 +4,8 @@ optionally the fp32 fidelity figures of ``benchmarks.trained_fidelity`` (FID of 
 same seeds, fp32 seed spread).
 
     python -m benchmarks.full50k_record --results reports/RUN/evaluation_results.json --total-seconds 171.2 \\
-        --command "pytest -m full ..." [--fidelity trained_fidelity.json] [--warm-total-seconds S] --out F.json
+        --command "pytest -m full ..." [--fidelity trained_fidelity.json] \
+        [--warm-total-seconds S --warm-results reports/RUN2/evaluation_results.json] --out F.json
 
 Every figure is copied from those files; nothing is estimated here. Missing inputs stay ``null``.
 """
@@ -24,8 +25,10 @@ def _model_fid(results: dict) -> tuple[str | None, float | None]:
 
 
 def build_record(results: dict, *, command: str, total_seconds: float, fidelity: dict | None = None,
-                 warm_total_seconds: float | None = None, device: str | None = None) -> dict:
-    """The issue's record from a run's results dict (see the module docstring)."""
+                 warm_total_seconds: float | None = None, device: str | None = None,
+                 warm_results: dict | None = None) -> dict:
+    """The issue's record from a run's results dict (see the module docstring). ``results`` is the cold
+    compile-cache run; ``warm_results`` (optional) the same command again with inductor's cache filled."""
     timings = results.get("timings") or {}
     phases = timings.get("phases") or {}
     sampling = phases.get("sampling") or {}
@@ -40,6 +43,7 @@ def build_record(results: dict, *, command: str, total_seconds: float, fidelity:
         "total_seconds": round(float(total_seconds), 2),
         "warm_total_seconds": None if warm_total_seconds is None else round(float(warm_total_seconds), 2),
         "target_seconds": 180.0,
+        "seconds_over_target": round(float(total_seconds) - 180.0, 2),
         "phases": phases,
         "sampling_img_steps_per_s": sampling.get("img_steps_per_s"),
         "sampling_tflops": sampling.get("tflops"),
@@ -52,6 +56,11 @@ def build_record(results: dict, *, command: str, total_seconds: float, fidelity:
         "verdict": results.get("verdict"),
         "exit_status": run.get("exit_status"),
     }
+    if warm_results is not None:
+        wt = warm_results.get("timings") or {}
+        rec["warm_phases"] = wt.get("phases") or {}
+        rec["warm_date"] = (warm_results.get("run") or {}).get("started")
+        rec["warm_fid_fast"] = _model_fid(warm_results)[1]
     if fidelity:
         for key in ("fid_fp32_same_seeds", "fp32_seed_spread", "fid_fast_same_seeds", "fast_within_fp32_seed_spread"):
             rec[key] = fidelity.get(key)
@@ -83,15 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", required=True, help="evaluation_results.json of the pytest -m full run")
     p.add_argument("--total-seconds", type=float, required=True, help="command start to exit, measured outside")
     p.add_argument("--warm-total-seconds", type=float, default=None, help="the same with a warm compile cache")
+    p.add_argument("--warm-results", default=None, help="evaluation_results.json of the warm-cache run")
     p.add_argument("--command", required=True, help="the exact command that was timed")
     p.add_argument("--fidelity", default=None, help="a benchmarks.trained_fidelity record (JSON)")
     p.add_argument("--device", default=None, help="device name (default: the run's timings)")
+    p.add_argument("--note", action="append", default=[], help="a line for the record's notes (repeatable)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     results = json.loads(Path(args.results).read_text())
     fid = fidelity_summary(json.loads(Path(args.fidelity).read_text())) if args.fidelity else None
     rec = build_record(results, command=args.command, total_seconds=args.total_seconds, fidelity=fid,
-                       warm_total_seconds=args.warm_total_seconds, device=args.device)
+                       warm_total_seconds=args.warm_total_seconds, device=args.device,
+                       warm_results=json.loads(Path(args.warm_results).read_text()) if args.warm_results else None)
+    if args.note:
+        rec["notes"] = list(args.note)
     from maskpro_eval.reporting.atomic_io import atomic_write_text
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(rec, indent=2) + "\n")

@@ -56,14 +56,14 @@ stage_fused() {
 stage_settings() {
   local s
   for s in ${SETTINGS:-compile+fp16 fp16+fr+graph compile+fp16+fr}; do
-    timeout 150 $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
+    timeout "${SETTINGS_TIMEOUT:-150}" $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
       --settings "$s" --out "$OUT/settings_${s//+/_}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
   done
 }
 
 stage_kernels() {
   timeout 300 $PY -m benchmarks kernels --model ddpm-cifar10 --setting "${KSETTING:-compile+fp16}" --batch 1024 \
-    --raw "$OUT/inductor_bandwidth.txt" --out "$OUT/kernels_${KSETTING:-compile+fp16}.json" 2>&1 \
+    --raw "$OUT/inductor_bandwidth_$(echo "${KSETTING:-compile+fp16}" | tr + _).txt" --out "$OUT/kernels_$(echo "${KSETTING:-compile+fp16}" | tr + _).json" 2>&1 \
     | grep -v -i warn | tail -5 | tee "$OUT/kernels.log"
 }
 

@@ -130,6 +130,15 @@ def test_full50k_record_copies_the_runs_figures_and_the_fidelity_run(tmp_path):
     assert rec["fp32_seed_spread"] == pytest.approx(0.0617166, rel=1e-5)
     assert rec["fid_fp32_same_seeds"]["0"] == pytest.approx(17.4073, rel=1e-5)
     assert rec["fid_fast_same_seeds"]["2"] == pytest.approx(17.3479, rel=1e-5)
+    assert rec["seconds_over_target"] == -8.75 and "warm_phases" not in rec
+    warm = dict(results, timings={"phases": {"compile_warmup": {"seconds": 4.9}}}, run={"started": "T2"})
+    res2 = tmp_path / "warm.json"
+    res2.write_text(json.dumps(warm))
+    assert record_main(["--results", str(res), "--total-seconds", "290", "--command", "c", "--warm-results", str(res2),
+                        "--warm-total-seconds", "269.1", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["warm_phases"] == {"compile_warmup": {"seconds": 4.9}} and rec["warm_total_seconds"] == 269.1
+    assert rec["seconds_over_target"] == 110.0 and rec["warm_date"] == "T2" and rec["warm_fid_fast"] == 12.5
 
 
 def _bandwidth_file(calls):
