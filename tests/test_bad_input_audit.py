@@ -74,15 +74,15 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.mark.slow
-def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref):
+def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref, shared_fid_cache):
     """A damaged store.json in the sample cache used to error inside the tests (verdict PASS, exit 1)."""
     from tests.test_full_suite import run_full
     args = ("--checkpoint", "demo:dense", "--fid-ref", str(small_ref), "--max-fid", "1000", "--max-kid", "10",
             "--num-samples", "4", "--steps", "2")
-    assert run_full(pytester, *args).ret == 0
+    assert run_full(pytester, *args, fid_cache=shared_fid_cache).ret == 0
     (header,) = list((pytester.path / "reports" / "samples_cache").rglob("store.json"))
     header.write_text("{broken")
-    result = run_full(pytester, *args, "--run-name", "again")
+    result = run_full(pytester, *args, "--run-name", "again", fid_cache=shared_fid_cache)
     assert result.ret == 4, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines([f"*bad input*{header}: unreadable store header*Fix: delete*--samples-dir*"])
     assert not (pytester.path / "reports" / "again").exists()
