@@ -23,7 +23,7 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
     rules = pytester.path / "rules.toml"
     rules.write_text('[[compare.relative]]\nmodel = "garbage"\nreference = "dense"\nmetric = "fid"\n'
                      'max_worse_relative = 0.1\n')
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(   # in-process: no interpreter start (~7 s); nothing here patches code
         str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON, *SMALL,
         "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4_ft",
@@ -173,7 +173,7 @@ def test_shipped_demo_quick_gates_fail_the_one_shot_models(pytester):
     """evaluation_tests/thresholds_demo.toml's [quick] gates, as shipped: the one-shot 2:4 models (no
     fine-tune) FAIL the output agreement with dense (measured 0.33 / 0.24 against the shipped 0.15), while the
     default quick run passes the fine-tuned ones (0.066; README, "The demo model zoo")."""
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(   # in-process: no interpreter start (~7 s)
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick", *COMMON,
         "--reports-dir", str(pytester.path / "reports"),
         "--checkpoint", "magnitude_2of4=demo:magnitude_2of4", "--checkpoint", "maskpro_2of4=demo:maskpro_2of4",
