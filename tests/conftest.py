@@ -13,6 +13,23 @@ from tests.builders import save_pipeline, zoo_garbage_unet
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def library_modules_imported():
+    """Every maskpro_eval module imported before the first test (~4 s, triton included).
+
+    pytester's in-process runs (runpytest_inprocess) drop from sys.modules whatever a run imported first;
+    a library module imported lazily inside such a run (e.g. sampling.fused_resnet by the --fused-resnet
+    start-up check) would later be imported a second time, with new classes, while its package keeps the
+    old module as an attribute: ``pytest.raises(fr.FusedResnetError)`` then misses the error the new copy
+    raises. Imported up front, every run finds the modules in place and keeps them."""
+    import importlib
+    import pkgutil
+
+    import maskpro_eval
+    for info in pkgutil.walk_packages(maskpro_eval.__path__, "maskpro_eval."):
+        importlib.import_module(info.name)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One intra-op thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):

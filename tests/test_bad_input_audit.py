@@ -2,9 +2,6 @@
 and ONE line naming the option (or file) and the fix, before any test runs and with nothing written."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from tests.builders import REPO_ROOT
@@ -41,12 +38,29 @@ CASES = [
 ]
 
 
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def quick_from_root(pytester, monkeypatch):
+    """``pytest -m quick -p no:cacheprovider ARGS`` typed in the project root -> (exit code, stdout + stderr).
+
+    In-process (pytester.runpytest_inprocess from the project root: same rootdir, ini file, entry-point
+    plugin and start-up checks as a fresh ``pytest``), since a fresh interpreter costs ~4 s per case
+    and each case ends at start-up. tests/test_plugin_options.py and CI's own `pytest -m quick` run the
+    plugin in fresh processes."""
+    monkeypatch.chdir(REPO_ROOT)
+
+    def run(*args):
+        result = pytester.runpytest_inprocess("-m", "quick", "-p", "no:cacheprovider", *args)
+        return int(result.ret), "\n".join(result.outlines + result.errlines).strip()
+    return run
+
+
 @pytest.mark.parametrize("args, text", CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_option_stops_at_startup(args, text, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "quick", "-p", "no:cacheprovider", *args],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    out = (proc.stdout + proc.stderr).strip()
-    assert proc.returncode == 4, out[-2000:]
+def test_bad_option_stops_at_startup(args, text, quick_from_root):
+    returncode, out = quick_from_root(*args)
+    assert returncode == 4, out[-2000:]
     errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
     assert len(errors) == 1 and text in errors[0] and "maskpro-eval" in errors[0], out[-2000:]
     assert "passed" not in out and "failed" not in out  # no test ran
@@ -59,30 +73,25 @@ def test_bad_option_stops_at_startup(args, text, tmp_path):
     ("[full.no_baseline]\nmax_fid = -3\n", "[full.no_baseline] max_fid: -3 is outside [0.0, inf]"),
     ("quick = 3\n", "[quick] is a int"),
 ])
-def test_bad_thresholds_file_stops_at_startup(toml, text, tmp_path):
+def test_bad_thresholds_file_stops_at_startup(toml, text, tmp_path, quick_from_root):
     path = tmp_path / "t.toml"
     path.write_text(toml)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "quick", "-p", "no:cacheprovider",
-                           "--thresholds", str(path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    out = (proc.stdout + proc.stderr).strip()
+    returncode, out = quick_from_root("--thresholds", str(path))
     errors = [line for line in out.splitlines() if line.startswith("ERROR: ")]
-    assert proc.returncode == 4 and len(errors) == 1, out[-2000:]
+    assert returncode == 4 and len(errors) == 1, out[-2000:]
     assert text in errors[0] and str(path) in errors[0], errors[0]
 
 
-pytest_plugins = ["pytester"]
-
-
 @pytest.mark.slow
-def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref):
+def test_corrupt_sample_store_stops_the_full_tier_at_startup(pytester, small_ref, shared_fid_cache):
     """A damaged store.json in the sample cache used to error inside the tests (verdict PASS, exit 1)."""
     from tests.test_full_suite import run_full
     args = ("--checkpoint", "demo:dense", "--fid-ref", str(small_ref), "--max-fid", "1000", "--max-kid", "10",
             "--num-samples", "4", "--steps", "2")
-    assert run_full(pytester, *args).ret == 0
+    assert run_full(pytester, *args, fid_cache=shared_fid_cache).ret == 0
     (header,) = list((pytester.path / "reports" / "samples_cache").rglob("store.json"))
     header.write_text("{broken")
-    result = run_full(pytester, *args, "--run-name", "again")
+    result = run_full(pytester, *args, "--run-name", "again", fid_cache=shared_fid_cache)
     assert result.ret == 4, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines([f"*bad input*{header}: unreadable store header*Fix: delete*--samples-dir*"])
     assert not (pytester.path / "reports" / "again").exists()

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -21,7 +23,7 @@ def test_compare_writes_everything_and_relative_gate_fails(pytester, small_ref, 
     rules = pytester.path / "rules.toml"
     rules.write_text('[[compare.relative]]\nmodel = "garbage"\nreference = "dense"\nmetric = "fid"\n'
                      'max_worse_relative = 0.1\n')
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(   # in-process: no interpreter start (~7 s); nothing here patches code
         str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON, *SMALL,
         "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
         "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "demo:magnitude_2of4_ft",
@@ -95,55 +97,87 @@ def test_run_command_workflow_on_real_training_run(tmp_path):
     assert quick["models"]["best"]["sparsity"]["masked_layers"] == 0.5
 
 
-def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(pytester, shared_fid_cache):
+SHIPPED_DEMO = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
+
+
+def shipped_relative_rule() -> tuple[str, str]:
+    """The (model, reference) names of thresholds_demo.toml's one [[compare.relative]] rule."""
+    import tomllib
+    rules = tomllib.loads(SHIPPED_DEMO.read_text())["compare"]["relative"]
+    assert len(rules) == 1
+    return rules[0]["model"], rules[0]["reference"]
+
+
+@pytest.fixture(scope="module")
+def shipped_demo_run(tmp_path_factory, shared_fid_cache):
+    """ONE suite run (a subprocess, as pytester's runpytest_subprocess: HOME in the run's folder, no
+    PYTEST_ADDOPTS) of `-m "full or compare"` with thresholds_demo.toml as shipped, at the demo protocol
+    (N = 200, DDIM-100, seed 0, the held-out digits), for both shipped-demo gate claims below: the two
+    one-shot 2:4 models under each other's names (the [[compare.relative]] claim) and demo:dense as the
+    baseline (the [full] claims). One session samples and featurises each of the three models once
+    (the two claims used to run the one-shot magnitude model and its features twice, in two processes)."""
+    from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
+    model, reference = shipped_relative_rule()
+    root = tmp_path_factory.mktemp("shipped_demo")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "TOX_ENV_DIR")}
+    env.update(HOME=str(root), USERPROFILE=str(root), PY_COLORS="0")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--basetemp={root / 'basetemp'}", str(REPO_ROOT / "evaluation_tests"),
+         "-m", "full or compare", *COMMON, "--num-samples", "200", "--consistency-seeds", "0",
+         "--reports-dir", str(root / "reports"), "--fid-cache-dir", str(shared_fid_cache),
+         "--checkpoint", f"{model}=demo:{reference}", "--checkpoint", f"{reference}=demo:{model}",
+         "--baseline", "dense=demo:dense", "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(SHIPPED_DEMO)],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200)
+    results = root / "reports" / "run" / "evaluation_results.json"
+    data = json.loads(results.read_text()) if results.is_file() else {}
+    return types.SimpleNamespace(ret=proc.returncode, out=proc.stdout, stdout=pytest.LineMatcher(proc.stdout.splitlines()),
+                                 data=data, gates={(g["model"], g["metric"]): g for g in data.get("gates", [])})
+
+
+def test_shipped_demo_relative_gate_fails_when_the_two_models_are_swapped(shipped_demo_run):
     """evaluation_tests/thresholds_demo.toml's [[compare.relative]] rule, run as shipped at the demo protocol
     (N = 200, DDIM-100, the held-out digits) with the two models trading names: it FAILS. Samples depend
     only on the model and the seed, so the swapped run sees exactly the default compare run's FIDs
-    exchanged: the default run passes (README, "The demo model zoo") and this one must fail."""
-    import tomllib
-    from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
-    shipped = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
-    rules = tomllib.loads(shipped.read_text())["compare"]["relative"]
-    assert len(rules) == 1
-    model, reference = rules[0]["model"], rules[0]["reference"]
-    result = pytester.runpytest_subprocess(
-        str(REPO_ROOT / "evaluation_tests"), "-m", "compare", *COMMON,
-        "--num-samples", "200", "--consistency-seeds", "0",
-        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
-        "--checkpoint", f"{model}=demo:{reference}", "--checkpoint", f"{reference}=demo:{model}",
-        "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
-    assert result.ret == 1, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines([f"*FAIL*{model}: fid_vs_{reference}*"])
+    exchanged: the default run passes (README, "The demo model zoo") and this one must fail.
+    (The run is shared with the [full] claim below: fixture shipped_demo_run.)"""
+    run = shipped_demo_run
+    model, reference = shipped_relative_rule()
+    assert run.ret == 1, run.out[-3000:]
+    run.stdout.fnmatch_lines([f"*FAIL*{model}: fid_vs_{reference}*"])
+    gate = run.gates[(model, f"fid_vs_{reference}")]
+    assert not gate["passed"] and gate["value"] is not None and gate["value"] > gate["threshold"], gate  # measured, worse
 
 
-def test_shipped_demo_full_gates_fail_a_one_shot_model(pytester, shared_fid_cache):
+def test_shipped_demo_full_gates_fail_a_one_shot_model(shipped_demo_run):
     """evaluation_tests/thresholds_demo.toml's [full] gates, as shipped, at the demo protocol (N = 200,
-    DDIM-100, seed 0, the held-out digits): the one-shot magnitude 2:4 model (no fine-tune) FAILS the FID
-    increase relative to dense and the drift gate, so the default full run's pass is not a gate that cannot
-    fail. (The fine-tuned models pass the same gates in the default run: README, "The demo model zoo".)"""
-    from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
-    shipped = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
-    result = pytester.runpytest_subprocess(
-        str(REPO_ROOT / "evaluation_tests"), "-m", "full", *COMMON,
-        "--num-samples", "200", "--consistency-seeds", "0",
-        "--reports-dir", str(pytester.path / "reports"), "--fid-cache-dir", str(shared_fid_cache),
-        "--checkpoint", "magnitude_2of4=demo:magnitude_2of4", "--baseline", "demo:dense",
-        "--fid-ref", str(ZOO_REFERENCE_FILE), "--thresholds", str(shipped))
-    assert result.ret == 1, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines(["*[[]FAIL[]] magnitude_2of4: fid_increase_relative = *"])
-    result.stdout.fnmatch_lines(["*[[]FAIL[]] magnitude_2of4: drift_mse_mean = *"])
+    DDIM-100, seed 0, the held-out digits): the one-shot 2:4 models (no fine-tune) FAIL the FID increase
+    relative to dense and the drift gate, so the default full run's pass is not a gate that cannot fail.
+    (The fine-tuned models pass the same gates in the default run: README, "The demo model zoo".)
+    The run is shared with the swap claim above (fixture shipped_demo_run), so the one-shot magnitude
+    model (demo:magnitude_2of4) runs under the name of the rule's model and demo:maskpro_2of4 under the
+    other: both are asserted to fail."""
+    run = shipped_demo_run
+    model, reference = shipped_relative_rule()
+    assert run.ret == 1, run.out[-3000:]
+    sources = {name: run.data["models"][name]["source"] for name in (model, reference)}
+    assert sources == {model: f"demo:{reference}", reference: f"demo:{model}"}, sources  # the two one-shot models
+    for name in (model, reference):
+        run.stdout.fnmatch_lines([f"*[[]FAIL[]] {name}: fid_increase_relative = *"])
+        run.stdout.fnmatch_lines([f"*[[]FAIL[]] {name}: drift_mse_mean = *"])
+        for metric in ("fid_increase_relative", "drift_mse_mean"):
+            gate = run.gates[(name, metric)]
+            assert not gate["passed"] and gate["value"] > gate["threshold"], gate
 
 
 def test_shipped_demo_quick_gates_fail_the_one_shot_models(pytester):
     """evaluation_tests/thresholds_demo.toml's [quick] gates, as shipped: the one-shot 2:4 models (no
     fine-tune) FAIL the output agreement with dense (measured 0.33 / 0.24 against the shipped 0.15), while the
     default quick run passes the fine-tuned ones (0.066; README, "The demo model zoo")."""
-    shipped = REPO_ROOT / "evaluation_tests" / "thresholds_demo.toml"
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_inprocess(   # in-process: no interpreter start (~7 s)
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick", *COMMON,
         "--reports-dir", str(pytester.path / "reports"),
         "--checkpoint", "magnitude_2of4=demo:magnitude_2of4", "--checkpoint", "maskpro_2of4=demo:maskpro_2of4",
-        "--baseline", "demo:dense", "--thresholds", str(shipped))
+        "--baseline", "demo:dense", "--thresholds", str(SHIPPED_DEMO))
     assert result.ret == 1, result.stdout.str()[-3000:]
     for name in ("magnitude_2of4", "maskpro_2of4"):
         result.stdout.fnmatch_lines([f"*[[]FAIL[]] {name}: output_rel_error_vs_baseline = * (gate: "

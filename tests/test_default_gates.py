@@ -18,8 +18,9 @@ def _results(pytester):
     return data, {(g["model"], g["metric"]): g for g in data["gates"]}
 
 
-def test_default_absolute_gates_fail_a_bad_model_without_baseline(pytester, small_ref, garbage_model):
-    result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--fid-ref", str(small_ref))
+def test_default_absolute_gates_fail_a_bad_model_without_baseline(pytester, small_ref, garbage_model, shared_fid_cache):
+    result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--fid-ref", str(small_ref),
+                      fid_cache=shared_fid_cache)
     assert result.ret == 1, result.stdout.str()[-3000:]
     data, gates = _results(pytester)
     assert data["thresholds"]["source"].endswith("evaluation_tests/thresholds.toml")
@@ -36,9 +37,9 @@ def test_default_absolute_gates_fail_a_bad_model_without_baseline(pytester, smal
                                  "garbage *model *(2:4)* (N=16, biased) / KID *FAIL fid, kid*"])
 
 
-def test_default_relative_gate_with_baseline(pytester, small_ref, garbage_model):
+def test_default_relative_gate_with_baseline(pytester, small_ref, garbage_model, shared_fid_cache):
     result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "same=demo:dense",
-                      "--baseline", "demo:dense", "--fid-ref", str(small_ref))
+                      "--baseline", "demo:dense", "--fid-ref", str(small_ref), fid_cache=shared_fid_cache)
     assert result.ret == 1, result.stdout.str()[-3000:]
     data, gates = _results(pytester)
     bad, good = gates[("garbage", "fid_increase_relative")], gates[("same", "fid_increase_relative")]
@@ -49,11 +50,11 @@ def test_default_relative_gate_with_baseline(pytester, small_ref, garbage_model)
     assert data["verdict"] == "fail"
 
 
-def test_ungated_run_is_loud_and_require_gates_fails_it(pytester, small_ref):
+def test_ungated_run_is_loud_and_require_gates_fails_it(pytester, small_ref, shared_fid_cache):
     toml = pytester.path / "no_full_gates.toml"
     toml.write_text("[quick]\nmin_nm_compliance = 0.9\n")
     args = ("--checkpoint", "dense=demo:dense", "--fid-ref", str(small_ref), "--thresholds", str(toml))
-    result = run_full(pytester, *args)
+    result = run_full(pytester, *args, fid_cache=shared_fid_cache)
     assert result.ret == 0, result.stdout.str()[-3000:]
     data, gates = _results(pytester)
     assert gates == {} and data["verdict"] == "ungated"
@@ -62,7 +63,7 @@ def test_ungated_run_is_loud_and_require_gates_fails_it(pytester, small_ref):
     summary = (pytester.path / "reports" / "run" / "evaluation_summary.md").read_text()
     assert "**Verdict: UNGATED**" in summary and "UNGATED: no gate judged dense (full)" in summary
 
-    result = run_full(pytester, *args, "--require-gates", "--run-name", "strict")
+    result = run_full(pytester, *args, "--require-gates", "--run-name", "strict", fid_cache=shared_fid_cache)
     assert result.ret == 1, result.stdout.str()[-3000:]
     data = json.loads((pytester.path / "reports" / "strict" / "evaluation_results.json").read_text())
     assert data["verdict"] == "ungated"

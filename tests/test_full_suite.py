@@ -14,13 +14,21 @@ pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.slow
 
 
-def run_full(pytester, *args):
-    return pytester.runpytest_subprocess(
+def run_full(pytester, *args, fid_cache=None, inprocess=True):
+    """`pytest -m full` on evaluation_tests/ at a small protocol (N=16, DDIM-10, no consistency seeds).
+
+    ``fid_cache``: the --fid-cache-dir (tests pass the session's ``shared_fid_cache``, so the small
+    reference's statistics are computed once per test session; default: the test's own folder).
+    ``inprocess``: pytester's in-process run (no interpreter start, torch/diffusers imports and Inception
+    load per run: ~7 s each on the 2-core CI machine). A run that patches library code (a ``-p`` plugin
+    that replaces a method) must pass ``inprocess=False``: the patch would outlive the run."""
+    run = pytester.runpytest_inprocess if inprocess else pytester.runpytest_subprocess
+    return run(
         str(REPO_ROOT / "evaluation_tests"), "-m", "full", "-p", "no:cacheprovider",
         "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
         "--reports-dir", str(pytester.path / "reports"), "--run-name", "run",
         "--num-samples", "16", "--steps", "10", "--consistency-seeds", "0", "--no-progress",
-        "--fid-cache-dir", str(pytester.path / "fidcache"), *args)
+        "--fid-cache-dir", str(fid_cache or pytester.path / "fidcache"), *args)
 
 
 def _gates(pytester):
@@ -28,7 +36,7 @@ def _gates(pytester):
     return data, {(g["model"], g["metric"]): g for g in data["gates"]}
 
 
-def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_model):
+def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_model, shared_fid_cache):
     # consistency over 2 seeds: a 0 threshold (any spread fails) for garbage, a generous one for same
     toml = pytester.path / "t.toml"
     toml.write_text("[models.garbage.full]\nmax_consistency_std = 0.0\n"
@@ -36,7 +44,8 @@ def test_worse_model_fails_and_baseline_passes(pytester, small_ref, garbage_mode
     result = run_full(pytester, "--checkpoint", f"garbage={garbage_model}", "--checkpoint", "same=demo:dense",
                       "--baseline", "demo:dense", "--fid-ref", str(small_ref),
                       "--max-fid-increase-relative", "0.25", "--max-fid-increase", "50", "--max-drift-mse", "0.02",
-                      "--max-fid", "400", "--max-kid", "0.5", "--consistency-seeds", "2", "--thresholds", str(toml))
+                      "--max-fid", "400", "--max-kid", "0.5", "--consistency-seeds", "2", "--thresholds", str(toml),
+                      fid_cache=shared_fid_cache)
     assert result.ret == 1, result.stdout.str()[-3000:]
     data, gates = _gates(pytester)
     # absolute FID / KID (N=16 vs 48 reference images: garbage ~550 / ~0.86, the dense model ~300 / ~0.30)
@@ -118,11 +127,12 @@ def test_full_tier_without_reference_names_the_option(pytester):
     result.stdout.fnmatch_lines(["*bad input*--fid-ref*"])
 
 
-def test_fast_sampling_backend_runs_the_full_tier(pytester, small_ref):
+def test_fast_sampling_backend_runs_the_full_tier(pytester, small_ref, shared_fid_cache):
     """--sampling-backend fast --dtype float16: the full tier runs on the fast path and says so in the results."""
     result = run_full(pytester, "--checkpoint", "demo:dense", "--fid-ref", str(small_ref),
                       "--sampling-backend", "fast", "--dtype", "float16", "--batch-size", "8",
-                      "--max-fid", "1000", "--max-kid", "10")  # N=16: the shipped 50k-sample gates do not apply
+                      "--max-fid", "1000", "--max-kid", "10",  # N=16: the shipped 50k-sample gates do not apply
+                      fid_cache=shared_fid_cache)
     assert result.ret == 0, result.stdout.str()[-3000:]
     data, gates = _gates(pytester)
     proto = data["protocol"]

@@ -12,6 +12,8 @@ import pytest
 
 from tests.builders import REPO_ROOT, SHARED_FIXTURES
 
+pytest_plugins = ["pytester"]
+
 ZOO = REPO_ROOT / "src" / "maskpro_eval" / "demo_zoo"
 
 
@@ -49,10 +51,20 @@ PATH_OPTIONS = [
 ]
 
 
-def _collect(*args):
-    return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "-m", "quick or workflow", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=300)
+@pytest.fixture
+def collect_from_root(pytester, monkeypatch):
+    """``pytest --collect-only -q -p no:cacheprovider -m "quick or workflow" ARGS`` typed in the project root
+    -> (exit code, stdout + stderr). In-process (pytester.runpytest_inprocess from the project root): pytest
+    parses the command line, finds the rootdir and loads the entry-point plugin exactly as a fresh
+    ``pytest`` does (a new Config and plugin manager per run), without a fresh interpreter's ~8 s per case;
+    test_quick_run_with_model_outside_project below is the fresh-process run."""
+    monkeypatch.chdir(REPO_ROOT)
+
+    def run(*args):
+        result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider",
+                                              "-m", "quick or workflow", *args)
+        return int(result.ret), "\n".join(result.outlines + result.errlines)
+    return run
 
 
 CASES = [(o, r, False) for o, r, _ in PATH_OPTIONS] + [(o, r, True) for o, r, named in PATH_OPTIONS if named]
@@ -60,15 +72,14 @@ CASES = [(o, r, False) for o, r, _ in PATH_OPTIONS] + [(o, r, True) for o, r, na
 
 @pytest.mark.parametrize("option,rel,named", CASES,
                          ids=[f"{o}{' NAME=PATH' if n else ' PATH'}" for o, _, n in CASES])
-def test_path_option_space_form_outside_project(outside, option, rel, named):
+def test_path_option_space_form_outside_project(outside, option, rel, named, collect_from_root):
     path = outside / rel
     if not path.exists():
         pytest.skip(f"{path} needs ../shared/fixtures")
     value = f"mine={path}" if named else str(path)
     extra = ["--trust-pickle"] if option == "--training-dir" else []
-    proc = _collect(option, value, *extra)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]
+    returncode, out = collect_from_root(option, value, *extra)
+    assert returncode == 0, out[-3000:]
     assert "unrecognized arguments" not in out
     assert "evaluation_tests/test_quick.py::" in out or "evaluation_tests/test_workflow.py::" in out, out[-2000:]
     assert "PytestUnknownMarkWarning" not in out  # the project's pyproject.toml was read: rootdir unchanged

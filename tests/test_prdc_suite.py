@@ -49,7 +49,7 @@ def test_mode_dropping_fails_recall_noise_fails_precision(pytester, ref60):
     result = run_full(pytester, "-p", "inject_samples", "-k", "precision_recall",
                       "--checkpoint", "good=demo:dense", "--checkpoint", "dropper=demo:dense",
                       "--checkpoint", "noisy=demo:dense", "--fid-ref", str(ref60), "--num-samples", "60",
-                      "--min-precision", "0.5", "--min-recall", "0.3")
+                      "--min-precision", "0.5", "--min-recall", "0.3", inprocess=False)  # the plugin patches QualityEvaluator
     out = result.stdout.str()
     assert result.ret == 1, out[-3000:]
     data = json.loads((pytester.path / "reports" / "run" / "evaluation_results.json").read_text())

@@ -1,5 +1,7 @@
-"""The quick tier, run as users run it (pytester, subprocess): it must FAIL on bad models and on bad
-input, PASS on a strict 2:4 model, and write every report file."""
+"""The quick tier, run as users run it (pytester): it must FAIL on bad models and on bad input, PASS on a
+strict 2:4 model, and write every report file. The runs are in-process (pytester.runpytest_inprocess: no
+interpreter start and torch/diffusers imports per run); fresh-process runs of the quick tier are
+tests/test_html_report.py, tests/test_verdict.py, tests/test_plugin_options.py and CI's own `pytest -m quick`."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,7 @@ pytest_plugins = ["pytester"]
 
 def run_quick(pytester, *args, reports=None):
     reports = reports or pytester.path / "reports"
-    return pytester.runpytest_subprocess(
+    return pytester.runpytest_inprocess(
         str(REPO_ROOT / "evaluation_tests"), "-m", "quick", "-p", "no:cacheprovider",
         "--rootdir", str(REPO_ROOT), "-c", str(REPO_ROOT / "pyproject.toml"),
         "--reports-dir", str(reports), "--run-name", "run", "--quick-samples", "4", "--quick-steps", "4",
