@@ -53,6 +53,14 @@ def _reset_compiler():
         torch.cuda.empty_cache()
 
 
+def copy_bandwidth_gbs(dev: str, mib: int, rounds: int) -> float:
+    """Device copy bandwidth in GB/s (read + write) of a ``mib`` MiB float32 tensor, median of ``rounds``."""
+    x = torch.empty(mib * 2 ** 18, dtype=torch.float32, device=dev).uniform_()
+    y = torch.empty_like(x)
+    t = time_callable(lambda: y.copy_(x), warmup=3, rounds=rounds, device=dev)
+    return 2 * x.numel() * 4 / t.median_s / 1e9
+
+
 # ----------------------------------------------------------------------------------------- commands
 def cmd_env(args):
     from maskpro_eval.analysis.flops import DATASHEET_BF16_DENSE_TFLOPS, unet_flops_per_image_step
@@ -68,10 +76,7 @@ def cmd_env(args):
             t = time_callable(lambda: a @ b, warmup=3, rounds=args.rounds, device=dev)
         figs[f"matmul_{dt}" + ("_strict" if dt == "float32" else "")] = {
             "n": n, "median_ms": t.median_s * 1e3, "tflops": 2 * n ** 3 / t.median_s / 1e12}
-    x = torch.empty(args.copy_mib * 2 ** 18, dtype=torch.float32, device=dev).uniform_()
-    y = torch.empty_like(x)
-    t = time_callable(lambda: y.copy_(x), warmup=3, rounds=args.rounds, device=dev)
-    figs["copy_bandwidth_gbs"] = 2 * x.numel() * 4 / t.median_s / 1e9
+    figs["copy_bandwidth_gbs"] = copy_bandwidth_gbs(dev, args.copy_mib, args.rounds)
     name = device_info().get("device", "")
     figs["datasheet_bf16_tflops"] = next((v for k, v in DATASHEET_BF16_DENSE_TFLOPS.items() if k in name), None)
     return {"model": args.model, "matmul_n": n, "copy_mib": args.copy_mib, "rounds": args.rounds}, figs
@@ -262,10 +267,7 @@ def cmd_kernels(args):
     # torch 2.11 calls benchmark_compiled_module() without its args when the harness is on (a TypeError at
     # compile time); the per-call table is written by the compiled wrapper either way
     inductor_config.benchmark_harness = False
-    x = torch.empty(args.copy_mib * 2 ** 18, dtype=torch.float32, device=dev).uniform_()
-    y = torch.empty_like(x)
-    copy_gbs = 2 * x.numel() * 4 / time_callable(lambda: y.copy_(x), warmup=3, rounds=20, device=dev).median_s / 1e9
-    del x, y
+    copy_gbs = copy_bandwidth_gbs(dev, args.copy_mib, rounds=20)
     unet, sched = load_model(args.model, args.model_seed)
     sampler, warm_s = cases.fast_sampler(unet, sched, args.setting, args.batch, args.steps, dev)
     cases.unet_call(sampler, args.batch, args.setting).fn()

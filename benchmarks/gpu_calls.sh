@@ -62,8 +62,10 @@ stage_settings() {
 }
 
 stage_kernels() {
-  timeout 300 $PY -m benchmarks kernels --model ddpm-cifar10 --setting "${KSETTING:-compile+fp16}" --batch 1024 \
-    --raw "$OUT/inductor_bandwidth_$(echo "${KSETTING:-compile+fp16}" | tr + _).txt" --out "$OUT/kernels_$(echo "${KSETTING:-compile+fp16}" | tr + _).json" 2>&1 \
+  local setting="${KSETTING:-compile+fp16}"
+  local tag="${setting//+/_}"  # no '+' in file names: the device call does not bring such names back
+  timeout 300 $PY -m benchmarks kernels --model ddpm-cifar10 --setting "$setting" --batch 1024 \
+    --raw "$OUT/inductor_bandwidth_$tag.txt" --out "$OUT/kernels_$tag.json" 2>&1 \
     | grep -v -i warn | tail -5 | tee "$OUT/kernels.log"
 }
 
