@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.builders import save_pipeline, zoo_garbage_unet
+from tests.builders import REPO_ROOT, save_pipeline, zoo_garbage_unet
 
 #: The zoo builder's training code (scripts/maskpro_training.py) is imported by its own tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -28,6 +28,23 @@ def library_modules_imported():
     import maskpro_eval
     for info in pkgutil.walk_packages(maskpro_eval.__path__, "maskpro_eval."):
         importlib.import_module(info.name)
+
+
+@pytest.fixture
+def project_root_pytest(pytester, monkeypatch):
+    """``run(*ARGS)``: ``pytest -p no:cacheprovider ARGS`` typed in the project root -> (exit code, stdout +
+    stderr). In-process (pytester.runpytest_inprocess with the project root as the working directory: pytest
+    finds the rootdir and ini file and loads the entry-point plugin with a new Config and plugin manager, as
+    a fresh ``pytest`` does), since a fresh interpreter costs 4-8 s per case and these cases end at start-up
+    or collection. Fresh-process runs of the plugin: tests/test_plugin_options.py's
+    test_quick_run_with_model_outside_project, tests/test_html_report.py, tests/test_verdict.py and CI's own
+    ``pytest -m quick``. The using module needs ``pytest_plugins = ["pytester"]``."""
+    monkeypatch.chdir(REPO_ROOT)
+
+    def run(*args):
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+        return int(result.ret), "\n".join(result.outlines + result.errlines).strip()
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -42,19 +42,9 @@ pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
-def quick_from_root(pytester, monkeypatch):
-    """``pytest -m quick -p no:cacheprovider ARGS`` typed in the project root -> (exit code, stdout + stderr).
-
-    In-process (pytester.runpytest_inprocess from the project root: same rootdir, ini file, entry-point
-    plugin and start-up checks as a fresh ``pytest``), since a fresh interpreter costs ~4 s per case
-    and each case ends at start-up. tests/test_plugin_options.py and CI's own `pytest -m quick` run the
-    plugin in fresh processes."""
-    monkeypatch.chdir(REPO_ROOT)
-
-    def run(*args):
-        result = pytester.runpytest_inprocess("-m", "quick", "-p", "no:cacheprovider", *args)
-        return int(result.ret), "\n".join(result.outlines + result.errlines).strip()
-    return run
+def quick_from_root(project_root_pytest):
+    """``pytest -m quick ARGS`` typed in the project root -> (exit code, output); in-process (conftest)."""
+    return lambda *args: project_root_pytest("-m", "quick", *args)
 
 
 @pytest.mark.parametrize("args, text", CASES, ids=[" ".join(a) for a, _ in CASES])

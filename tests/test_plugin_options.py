@@ -52,19 +52,10 @@ PATH_OPTIONS = [
 
 
 @pytest.fixture
-def collect_from_root(pytester, monkeypatch):
-    """``pytest --collect-only -q -p no:cacheprovider -m "quick or workflow" ARGS`` typed in the project root
-    -> (exit code, stdout + stderr). In-process (pytester.runpytest_inprocess from the project root): pytest
-    parses the command line, finds the rootdir and loads the entry-point plugin exactly as a fresh
-    ``pytest`` does (a new Config and plugin manager per run), without a fresh interpreter's ~8 s per case;
-    test_quick_run_with_model_outside_project below is the fresh-process run."""
-    monkeypatch.chdir(REPO_ROOT)
-
-    def run(*args):
-        result = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider",
-                                              "-m", "quick or workflow", *args)
-        return int(result.ret), "\n".join(result.outlines + result.errlines)
-    return run
+def collect_from_root(project_root_pytest):
+    """``pytest --collect-only -q -m "quick or workflow" ARGS`` typed in the project root -> (exit code,
+    output); in-process (conftest), test_quick_run_with_model_outside_project below is the fresh-process run."""
+    return lambda *args: project_root_pytest("--collect-only", "-q", "-m", "quick or workflow", *args)
 
 
 CASES = [(o, r, False) for o, r, _ in PATH_OPTIONS] + [(o, r, True) for o, r, named in PATH_OPTIONS if named]
