@@ -46,13 +46,14 @@ def test_fid(model, baseline, quality, thresholds, record_gate, record_model, re
     rel = f"samples/{model.name}_full_grid.png"
     attach_image(rel, png_bytes(make_grid(images[:64], nrow=8)), label=f"{model.name} samples (first 64)")
     record_model(model.name, {"quality": {
-        "fid": fid.value, "fid_crosscheck": fid.value_crosscheck, "fid_crosscheck_method": fid.crosscheck_method,
+        "fid": fid.value, "fid_method": fid.method, "fid_crosscheck": fid.value_crosscheck,
+        "fid_crosscheck_method": fid.crosscheck_method,
         "fid_crosscheck_rel_diff": fid.crosscheck_rel_diff,
         "fid_n": fid.n_a, "fid_reference_n": fid.n_b, "fid_biased": fid.biased,
         **quality.kid_record(model, baseline),
         "protocol": quality.protocol_record(fid.n_a, baseline)}})
     assert fid.crosscheck_rel_diff is None or fid.crosscheck_rel_diff < 1e-3, (
-        f"eigenvalue and {fid.crosscheck_method} FID routes disagree: {fid.value} vs {fid.value_crosscheck}")
+        f"{fid.method} and {fid.crosscheck_method} FID routes disagree: {fid.value} vs {fid.value_crosscheck}")
     threshold = thresholds.get("full", "max_fid", model.name, has_baseline=baseline is not None)
     if threshold is None:
         pytest.skip(f"{fid.summary()} recorded; no max_fid gate set")

@@ -79,8 +79,67 @@ def test_fid_general_agrees_across_routes():
     assert cc.method == "symmetric"
     sq = frechet_distance_crosschecked(mu1, s1, mu2, s2, method="sqrtm")
     assert sq.method == "sqrtm" and sq.rel_diff < 1e-8 and sq.value == cc.value
-    with pytest.raises(ValueError, match="expected 'symmetric' or 'sqrtm'"):
+    with pytest.raises(ValueError, match="expected 'symmetric', 'sqrtm', 'lowrank' or 'lowrank-svd'"):
         frechet_distance_crosschecked(mu1, s1, mu2, s2, method="eig")
+
+
+def _fid_in_the_range_of_sigma1(mu1, s1, mu2, s2):
+    """An independent exact spelling for rank-deficient S1 = U L U^T (rank r): tr((S1 S2)^1/2) =
+    tr((L^1/2 U^T S2 U L^1/2)^1/2), from the covariances alone (no features), r x r."""
+    import scipy.linalg
+    w, u = scipy.linalg.eigh(s1)
+    keep = w > w.max() * 1e-10
+    root = u[:, keep] * np.sqrt(w[keep])
+    ev = scipy.linalg.eigvalsh(root.T @ s2 @ root)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(ev, 0, None)).sum())
+
+
+@pytest.mark.parametrize("n_a, n_b", [(40, 60), (60, 40), (25, 300)])
+def test_lowrank_routes_are_exact(n_a, n_b):
+    """N < D (every small-N gate): the n x n routes give the exact FID from either side's features; the d x d
+    routes agree to their rounding (their d - N + 1 zero eigenvalues come out as noise, ~1e-8 relative here)."""
+    fa = _random_feats(n_a, 96, 5)
+    fb = _random_feats(n_b, 96, 6, shift=0.2, scale=1.3)
+    (mu1, s1), (mu2, s2) = feature_statistics(fa), feature_statistics(fb)
+    exact = _fid_in_the_range_of_sigma1(mu1, s1, mu2, s2) if n_a <= n_b else _fid_in_the_range_of_sigma1(mu2, s2, mu1, s1)
+    small, large = (dict(features1=fa), dict(features2=fb)) if n_a <= n_b else (dict(features2=fb), dict(features1=fa))
+    for kw in (small, dict(features1=fa, features2=fb)):   # the side with fewer rows: exact
+        assert frechet_distance(mu1, s1, mu2, s2, method="lowrank", **kw) == pytest.approx(exact, rel=1e-11), kw
+    # the larger side's features against the smaller side's rank-deficient sigma: max(n) - min(n) zero
+    # eigenvalues come out as rounding noise (fid_from_stats uses this only against a sigma without features)
+    assert frechet_distance(mu1, s1, mu2, s2, method="lowrank", **large) == pytest.approx(exact, rel=1e-7)
+    assert frechet_distance(mu1, s1, mu2, s2, method="lowrank-svd", features1=fa, features2=fb) == \
+        pytest.approx(exact, rel=1e-11)
+    for method in ("eigvals", "symmetric", "sqrtm"):
+        assert frechet_distance(mu1, s1, mu2, s2, method=method) == pytest.approx(exact, rel=1e-7), method
+    # a set against itself: exactly 0 by the n x n route
+    assert abs(frechet_distance(mu1, s1, mu1, s1, method="lowrank", features1=fa)) < 1e-9
+    with pytest.raises(ValueError, match="needs features1 or features2"):
+        frechet_distance(mu1, s1, mu2, s2, method="lowrank")
+    with pytest.raises(ValueError, match="needs features1 and features2"):
+        frechet_distance(mu1, s1, mu2, s2, method="lowrank-svd", features1=fa)
+
+
+def test_fid_from_stats_takes_the_lowrank_route_only_with_the_features_behind_the_statistics():
+    fa, fb = _random_feats(30, 64, 7), _random_feats(50, 64, 8, shift=0.1)
+    (mu1, s1), (mu2, s2) = feature_statistics(fa), feature_statistics(fb)
+    full = fid_from_stats(mu1, s1, mu2, s2, n_a=30, n_b=50, crosscheck=True, warn_small_n=False)
+    assert (full.method, full.crosscheck_method) == ("eigvals", "symmetric")
+    both = fid_from_stats(mu1, s1, mu2, s2, n_a=30, n_b=50, crosscheck=True, warn_small_n=False,
+                          features_a=fa, features_b=fb)
+    assert (both.method, both.crosscheck_method) == ("lowrank-svd", "lowrank") and both.crosscheck_rel_diff < 1e-12
+    assert both.value == pytest.approx(full.value, rel=1e-7)
+    one = fid_from_stats(mu1, s1, mu2, s2, n_a=30, n_b=50, crosscheck=True, warn_small_n=False, features_a=fa)
+    assert (one.method, one.crosscheck_method) == ("lowrank", "symmetric")
+    assert one.value == pytest.approx(both.value, rel=1e-11)
+    # features that are not the ones behind mu (a subset, or another set) never enter the route
+    for wrong in (fb[:40], _random_feats(50, 64, 9)):
+        r = fid_from_stats(mu1, s1, mu2, s2, n_a=30, n_b=50, warn_small_n=False, features_b=wrong)
+        assert r.method == "eigvals" and r.value == full.value
+    # N >= D: the d x d route (the n x n one would be no smaller)
+    big = _random_feats(80, 64, 10)
+    mu3, s3 = feature_statistics(big)
+    assert fid_from_stats(mu3, s3, mu2, s2, warn_small_n=False, features_a=big).method == "eigvals"
 
 
 def test_fid_shape_errors():
@@ -298,14 +357,28 @@ def test_golden_differs_from_other_protocols(golden):
 
 
 @pytest.mark.slow
-def test_golden_eigvals_sqrtm_agree(golden):
-    mu_a, s_a = feature_statistics(golden["fa"])
-    mu_b, s_b = feature_statistics(golden["fb"])
+def test_golden_routes_agree(golden):
+    """N = 256 < 2048 on the golden fixture. The d x d routes (eigvals, symmetric, scipy sqrtm: those of every
+    reference implementation) match the references to ~1e-8 but carry a shared rounding bias: the square roots
+    of the 1,793 zero eigenvalues of S1 S2 come out as noise (FID of A with itself: ~-8.5e-5, not 0). The
+    n x n routes (what the suite reports at N < 2048) agree with each other to 1e-12, give exactly 0 for A
+    with itself, and sit 4.7e-7 relative above the references (188.718175 vs 188.718085)."""
+    fa, fb = golden["fa"], golden["fb"]
+    mu_a, s_a = feature_statistics(fa)
+    mu_b, s_b = feature_statistics(fb)
     for method in ("symmetric", "sqrtm"):
         cc = frechet_distance_crosschecked(mu_a, s_a, mu_b, s_b, method=method)
-        assert cc.method == method and cc.rel_diff < 1e-6
-        assert cc.value_check == pytest.approx(GOLDEN_STANDARD, rel=1e-5)
-    assert cc.value == pytest.approx(golden["value"], rel=1e-12)
+        assert cc.method == method and cc.primary == "eigvals" and cc.rel_diff < 1e-6
+        for value in (cc.value, cc.value_check):
+            assert value == pytest.approx(GOLDEN_STANDARD, rel=1e-7)
+    exact = [frechet_distance(mu_a, s_a, mu_b, s_b, method="lowrank-svd", features1=fa, features2=fb)] + [
+        frechet_distance(mu_a, s_a, mu_b, s_b, method="lowrank", **kw)
+        for kw in (dict(features1=fa), dict(features2=fb), dict(features1=fa, features2=fb))]
+    assert max(exact) - min(exact) <= 1e-12 * exact[0], exact
+    assert exact[0] == pytest.approx(GOLDEN_STANDARD, rel=1e-6) and exact[0] > GOLDEN_STANDARD
+    assert golden["value"] == pytest.approx(exact[0], rel=1e-12)   # what fid_from_images reports
+    assert abs(frechet_distance(mu_a, s_a, mu_a, s_a, method="lowrank-svd", features1=fa, features2=fa)) < 1e-9
+    assert abs(frechet_distance(mu_a, s_a, mu_a, s_a, method="eigvals")) > 1e-6   # the d x d routes' noise
 
 
 @pytest.mark.slow

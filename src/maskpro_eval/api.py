@@ -117,7 +117,7 @@ class MaskProEvaluator:
                               sampling_backend, compile, protocol, reference_protocol, prdc_k, fused_resnet)
         fid = q.fid(self.model, baseline=self.baseline)
         ref = q.reference(self.baseline)
-        out = {"fid": fid.value, "fid_crosscheck": fid.value_crosscheck, "fid_crosscheck_method": fid.crosscheck_method, "n": fid.n_a, "reference_n": ref.n,
+        out = {"fid": fid.value, "fid_method": fid.method, "fid_crosscheck": fid.value_crosscheck, "fid_crosscheck_method": fid.crosscheck_method, "n": fid.n_a, "reference_n": ref.n,
                "reference": ref.source, "biased": fid.biased, "fid_protocol": q.protocol_key,
                "reference_fid_protocol": ref.protocol, "reference_fid_protocol_assumed": ref.protocol_assumed,
                **q.kid_record(self.model, self.baseline),

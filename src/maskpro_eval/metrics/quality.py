@@ -308,7 +308,8 @@ class QualityEvaluator:
             self._features[key] = fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
                                                  weights_sha256=self.extractor.weights_sha256,
                                                  crosscheck=seed == self.settings.seed, warn_small_n=False,
-                                                 protocol=self.protocol_key)
+                                                 protocol=self.protocol_key, features_a=feats,
+                                                 features_b=ref.features)
         return self._features[key]
 
     def kid(self, model, baseline=None) -> tuple[float, float] | None:

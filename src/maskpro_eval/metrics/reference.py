@@ -678,7 +678,7 @@ def fid_against_reference(images: Any, ref: ReferenceStats, extractor=None, batc
     mu, sigma = feature_statistics(feats)
     res = fid_from_stats(mu, sigma, ref.mu, ref.sigma, n_a=len(feats), n_b=ref.n,
                          weights_sha256=getattr(extractor, "weights_sha256", None), crosscheck=crosscheck,
-                         warn_small_n=warn_small_n, protocol=key)
+                         warn_small_n=warn_small_n, protocol=key, features_a=feats, features_b=ref.features)
     ours = getattr(extractor, "weights_sha256", None)
     res.protocol["reference"] = {"source": ref.source, "kind": ref.kind, "n": ref.n, "split": ref.split,
                                  "weights_sha256": ref.weights_sha256, "fid_protocol": ref.protocol,
