@@ -405,3 +405,43 @@ def test_cifar_split_suffix_in_the_spec(tmp_path, monkeypatch):
         load_reference(f"{npz}:test", FakeExtractor(), cache_dir=cache)
     with pytest.raises(ReferenceSetError, match="does not exist"):
         load_reference(f"{tmp_path / 'nope'}:test", FakeExtractor(), cache_dir=cache)
+
+
+# ------------------------------------------------------------------------------------------------
+# The bundled features of the demo zoo's reference digits
+# ------------------------------------------------------------------------------------------------
+
+def test_bundled_digit_features_are_what_the_extractor_computes(tmp_path):
+    """demo_zoo/digits_heldout_32px_features.npz: the standard-protocol features of the held-out digits. A
+    default demo run takes them from there (no ~60 s of CPU Inception), so: their metadata names exactly the
+    bundled images, the standard weights and protocol; rows recomputed here equal them; load_reference
+    returns them, with mu/sigma computed from them, only for that content, weights and protocol."""
+    import json
+
+    from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FEATURES_FILE, ZOO_REFERENCE_FILE, zoo_reference_images
+    from maskpro_eval.metrics.fid import feature_statistics
+    from maskpro_eval.metrics.inception import EXPECTED_WEIGHTS_SHA256, PROTOCOL_VERSION, get_extractor
+    with np.load(ZOO_REFERENCE_FEATURES_FILE, allow_pickle=False) as z:
+        feats, meta = z["features"], json.loads(str(z["meta"].reshape(())))
+    images = zoo_reference_images()
+    assert feats.dtype == np.float32 and feats.shape == (len(images), 2048) == (meta["n"], 2048)
+    assert (meta["kind"], meta["weights_sha256"], meta["protocol_version"], meta["split"]) == \
+        ("images-npz", EXPECTED_WEIGHTS_SHA256, PROTOCOL_VERSION, None)
+    ext = get_extractor()
+    rows = [0, 57, 199, 396]
+    np.testing.assert_allclose(ext.features(images[rows]), feats[rows], rtol=0, atol=1e-4)
+
+    ref = load_reference(ZOO_REFERENCE_FILE, ext, cache_dir=tmp_path / "cache")
+    assert ref.from_cache and ref.cache_path == str(ZOO_REFERENCE_FEATURES_FILE) and ref.n == len(images)
+    assert meta["content_sha256"] == ref.content_sha256 and not (tmp_path / "cache").exists()
+    np.testing.assert_array_equal(ref.features, feats)
+    mu, sigma = feature_statistics(feats)
+    np.testing.assert_array_equal(ref.mu, mu)
+    np.testing.assert_array_equal(ref.sigma, sigma)
+    assert any("bundled" in n for n in ref.notes)
+    # other weights, or other images: computed, not taken from the bundled file
+    other = load_reference(ZOO_REFERENCE_FILE, FakeExtractor(), cache_dir=tmp_path / "cache2")
+    assert not other.from_cache and other.cache_path != str(ZOO_REFERENCE_FEATURES_FILE)
+    np.savez(tmp_path / "few.npz", images=images[:5])
+    assert load_reference(tmp_path / "few.npz", ext, cache_dir=tmp_path / "cache3").cache_path != \
+        str(ZOO_REFERENCE_FEATURES_FILE)

@@ -51,7 +51,8 @@ def test_zoo_model_files_exist_and_are_small(name):
 
 def test_zoo_total_size_and_index_files():
     size = sum(p.stat().st_size for p in zoo.ZOO_ROOT.rglob("*") if p.is_file())
-    assert size <= 25e6, f"demo zoo is {size / 1e6:.2f} MB"
+    # 22.4 MB of models, curves and digits + 2.8 MB of the digits' bundled Inception features
+    assert size <= 25.5e6, f"demo zoo is {size / 1e6:.2f} MB"
     for name in ("ZOO.md", "MANIFEST.json", "build.json", "training_curve.json"):
         assert (zoo.ZOO_ROOT / name).is_file(), name
     assert zoo.ZOO_REFERENCE_FILE.is_file()

@@ -27,6 +27,11 @@ STUDY_MODELS: tuple[str, ...] = ("magnitude_2of4", "maskpro_2of4", "magnitude_2o
 #: FID reference images: the held-out test digits no zoo model trained on (uint8 (397, 32, 32, 3), key ``images``).
 ZOO_REFERENCE_FILE: Path = ZOO_ROOT / "digits_heldout_32px.npz"
 
+#: Their float32 Inception features under the standard protocol (keys ``features``, ``meta``), written by
+#: ``python scripts/bundle_reference_features.py``: a read-only entry of the FID statistics cache, used only
+#: when its content, weights and protocol hashes match (metrics.reference.BUNDLED_FEATURE_FILES).
+ZOO_REFERENCE_FEATURES_FILE: Path = ZOO_ROOT / "digits_heldout_32px_features.npz"
+
 #: The demo MaskPro training run (trainer format), the workflow tier's default ``--training-dir``.
 ZOO_TRAINING_DIR: Path = ZOO_ROOT / "maskpro_run" / "maskpro" / "training" / "checkpoints"
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FEATURES_FILE
 from maskpro_eval.reporting.atomic_io import atomic_savez
 from maskpro_eval.errors import ReferenceSetError
 from maskpro_eval.metrics.fid import FIDResult, call_features, feature_statistics, fid_from_stats, kid
@@ -542,6 +543,39 @@ def _write_cache(path: Path, stats: ReferenceStats, store_features: bool) -> Non
     stats.cache_path = str(path)
 
 
+#: Read-only feature files shipped with the package (the demo zoo's held-out digits under the standard
+#: protocol): consulted after a cache miss, used only when kind, content, weights and protocol all match.
+BUNDLED_FEATURE_FILES: tuple[Path, ...] = (ZOO_REFERENCE_FEATURES_FILE,)
+
+
+def bundled_features_meta(stats: ReferenceStats, command: str) -> dict:
+    """The ``meta`` of a bundled feature file for ``stats`` (computed from images, with features)."""
+    return {**stats.meta(), "bundled": True, "made_by": command}
+
+
+def _read_bundled(kind: str, content_sha: str, weights_sha: str, split: str | None, dim: int,
+                  protocol) -> ReferenceStats | None:
+    for path in BUNDLED_FEATURE_FILES:
+        if not path.is_file():
+            continue
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"].reshape(())))
+            if (meta.get("kind"), meta.get("content_sha256"), meta.get("weights_sha256"), meta.get("split"),
+                    meta.get("protocol_version")) != (kind, content_sha, weights_sha, split, protocol.version):
+                continue
+            feats = np.asarray(z["features"])
+        if feats.dtype != np.float32 or feats.shape != (meta.get("n"), dim):
+            raise ReferenceSetError(path, f"bundled features of shape {feats.shape} / {feats.dtype}",
+                                    expected=f"float32 ({meta.get('n')}, {dim})",
+                                    fix="reinstall maskpro-eval, or rebuild it with scripts/bundle_reference_features.py")
+        mu, sigma = feature_statistics(feats)
+        return ReferenceStats(mu=mu, sigma=sigma, n=len(feats), features=feats, source=meta.get("source", ""),
+                              kind=kind, content_sha256=content_sha, weights_sha256=weights_sha,
+                              notes=list(meta.get("notes", [])) + [f"features from the bundled {path.name}"],
+                              from_cache=True, cache_path=str(path), split=split, protocol=protocol.key)
+    return None
+
+
 def split_reference_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:
     """``PATH`` -> (PATH, None); ``PATH:train|test|all`` -> (PATH, split) unless the whole text is an
     existing path (a file or folder may have a colon in its name)."""
@@ -629,8 +663,12 @@ def load_reference(spec: str | os.PathLike, extractor=None, cache_dir: str | os.
     if use_cache:
         hit = _read_cache(cpath, content_sha, weights_sha, want_features=store_features, dim=dim,
                           protocol=protocol)
+        if hit is None:
+            hit = _read_bundled(kind, content_sha, weights_sha, used_split, dim, protocol)
         if hit is not None:
             hit.source, hit.kind = str(path), kind
+            if not store_features:
+                hit.features = None
             return hit
 
     # -- compute --------------------------------------------------------------------------------
