@@ -140,6 +140,10 @@ def test_fid_from_stats_takes_the_lowrank_route_only_with_the_features_behind_th
     big = _random_feats(80, 64, 10)
     mu3, s3 = feature_statistics(big)
     assert fid_from_stats(mu3, s3, mu2, s2, warn_small_n=False, features_a=big).method == "eigvals"
+    # a small set against a large one with features (e.g. a cached 50k reference): the small side's n x n
+    # route against the large side's full-rank sigma (exact), not an n_small x n_large product
+    r = fid_from_stats(mu2, s2, mu3, s3, crosscheck=True, warn_small_n=False, features_a=fb, features_b=big)
+    assert (r.method, r.crosscheck_method) == ("lowrank", "symmetric") and r.crosscheck_rel_diff < 1e-7
 
 
 def test_fid_shape_errors():

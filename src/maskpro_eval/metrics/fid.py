@@ -172,13 +172,16 @@ def _trace_sqrt_lowrank_svd(features1: Any, features2: Any) -> float:
 def fid_routes(features1: Any = None, features2: Any = None, dim: int = 2048) -> tuple[str, str]:
     """(route, cross-check route) for a FID whose sides have these features (None: only mu/sigma).
 
-    With fewer rows than ``dim`` on a side that has features: ``lowrank-svd`` (singular values, no square
-    root of rounding noise) cross-checked by ``lowrank`` when both sides have features, else ``lowrank``
-    cross-checked by ``symmetric``. Otherwise ``eigvals`` cross-checked by ``symmetric``."""
+    Both sides with features and fewer rows than ``dim``: ``lowrank-svd`` (singular values, no square root of
+    rounding noise), cross-checked by ``lowrank``. A side with features and fewer rows than ``dim`` otherwise
+    (the other side only mu/sigma, or ``dim`` rows or more: a full-rank sigma, so still exact): ``lowrank``
+    from that side, cross-checked by ``symmetric``. Else ``eigvals``, cross-checked by ``symmetric``."""
     rows = [len(f) for f in (features1, features2) if f is not None]
-    if rows and min(rows) < dim:
-        return ("lowrank-svd", "lowrank") if len(rows) == 2 else ("lowrank", "symmetric")
-    return "eigvals", "symmetric"
+    if not rows or min(rows) >= dim:
+        return "eigvals", "symmetric"
+    if len(rows) == 2 and max(rows) < dim:
+        return "lowrank-svd", "lowrank"
+    return "lowrank", "symmetric"
 
 
 def _trace_sqrt_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
