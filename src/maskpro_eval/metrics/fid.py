@@ -237,7 +237,7 @@ class FrechetCrossCheck:
     value: float            # the primary route's result (reported)
     value_eigvals: float | None   # the eigvals route's result when it was the primary route, else None
     value_check: float      # the cross-check route's result
-    method: str             # the cross-check route: "symmetric" (default), "sqrtm" or "lowrank-svd"
+    method: str             # the cross-check route: "symmetric" (default), "sqrtm", "lowrank" or "lowrank-svd"
     rel_diff: float         # |value - check| / max(|value|, 1e-12)
     tolerance: float
     primary: str = "eigvals"  # the reported route (fid_routes)
