@@ -431,6 +431,8 @@ def _features_behind(features: Any, mu: Any, n: int | None) -> np.ndarray | None
     mu = np.asarray(mu, dtype=np.float64)
     if f.ndim != 2 or f.shape[1] != mu.shape[-1] or f.shape[0] < 2 or (n is not None and f.shape[0] != n):
         return None
+    if f.shape[0] >= f.shape[1]:   # no n x n route uses them (fid_routes): spare the mean of e.g. 50k x 2048
+        return None
     mean = f.mean(axis=0, dtype=np.float64)
     return f if np.allclose(mean, mu, rtol=1e-6, atol=1e-6 * (float(np.abs(mu).max()) + 1.0)) else None
 
