@@ -173,7 +173,9 @@ def test_install_on_a_ddpm_style_unet_fuses_every_resnet_and_matches(tiny_ddpm_u
     rep = fr.install_fused_resnets(unet)
     n_fused = sum(isinstance(m, fr.FusedResnetBlock2D) for m in unet.modules())
     assert n_resnets == 8 and n_fused == len(rep["fused"]) == 8 and rep["kept"] == {}
-    assert fr.install_fused_resnets(unet)["fused"] == []  # idempotent: nothing left to swap
+    # idempotent: nothing left to swap (check=False: its probe would run the fused UNet twice through the
+    # interpreter, ~20 s, for a comparison of the patched model with itself)
+    assert fr.install_fused_resnets(unet, check=False)["fused"] == []
     assert rep["check_rel_error"] < 1e-5
     with torch.no_grad():
         assert _rel(unet(x, t).sample, ref) < 1e-5

@@ -16,9 +16,12 @@ def test_fast_backend_matches_standard_samples(tmp_path):
     std = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=False)
     fast = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=False, sampling_backend="fast")
     np.testing.assert_array_equal(fast, std)
-    half = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=True, sampling_backend="fast",
+    # float16 at 1 DDIM step: float16 convolutions run ~30x slower than float32 on this CPU (AVX2 only)
+    std1 = ev.generate_samples(num_samples=6, steps=1, batch_size=4, save_grid=False)
+    half = ev.generate_samples(num_samples=6, steps=1, batch_size=4, save_grid=True, sampling_backend="fast",
                                dtype="float16")
-    assert np.abs(half.astype(int) - std.astype(int)).mean() < 2
+    assert not np.array_equal(half, std1)  # float16 was used
+    assert np.abs(half.astype(int) - std1.astype(int)).mean() < 2
     assert (tmp_path / "api" / "samples" / "dense_grid.png").is_file()
 
 

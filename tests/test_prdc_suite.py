@@ -36,20 +36,14 @@ QualityEvaluator.samples = _samples
 '''
 
 
-@pytest.fixture
-def ref60(tmp_path):
-    from maskpro_eval.checkpoints.zoo import zoo_reference_images
-    path = tmp_path / "ref60.npz"
-    np.savez(path, images=zoo_reference_images()[:60])
-    return path
-
-
-def test_mode_dropping_fails_recall_noise_fails_precision(pytester, ref60):
+def test_mode_dropping_fails_recall_noise_fails_precision(pytester, small_ref, shared_fid_cache):
+    """N = 48 against the session's 48-digit reference (its statistics and features cached once per session)."""
     pytester.makepyfile(inject_samples=INJECT)
     result = run_full(pytester, "-p", "inject_samples", "-k", "precision_recall",
                       "--checkpoint", "good=demo:dense", "--checkpoint", "dropper=demo:dense",
-                      "--checkpoint", "noisy=demo:dense", "--fid-ref", str(ref60), "--num-samples", "60",
-                      "--min-precision", "0.5", "--min-recall", "0.3", inprocess=False)  # the plugin patches QualityEvaluator
+                      "--checkpoint", "noisy=demo:dense", "--fid-ref", str(small_ref), "--num-samples", "48",
+                      "--min-precision", "0.5", "--min-recall", "0.3", fid_cache=shared_fid_cache,
+                      inprocess=False)  # the plugin patches QualityEvaluator
     out = result.stdout.str()
     assert result.ret == 1, out[-3000:]
     data = json.loads((pytester.path / "reports" / "run" / "evaluation_results.json").read_text())
@@ -59,12 +53,12 @@ def test_mode_dropping_fails_recall_noise_fails_precision(pytester, ref60):
     assert not gates[("dropper", "recall")]["passed"] and gates[("dropper", "recall")]["value"] < 0.1
     assert not gates[("noisy", "precision")]["passed"] and gates[("noisy", "precision")]["value"] < 0.2
     pr = data["models"]["dropper"]["quality"]["prdc"]
-    assert pr["n_fake"] == 60 and pr["n_real"] == 60 and pr["nearest_k"] == 5 and pr["small_n"] is True
+    assert pr["n_fake"] == 48 and pr["n_real"] == 48 and pr["nearest_k"] == 5 and pr["small_n"] is True
     assert set(pr) >= {"precision", "recall", "density", "coverage"}
     result.stdout.fnmatch_lines(["*[[]FAIL[]] dropper: recall = * (gate: recall >= 0.3); precision *SMALL N*"])
     summary = (pytester.path / "reports" / "run" / "evaluation_summary.md").read_text()
     assert "precision / recall" in summary and "small N" in summary
-    result.stdout.fnmatch_lines(["dropper *P 1.00 R 0.00 (N=60, small N)*FAIL recall*"])
+    result.stdout.fnmatch_lines(["dropper *P 1.00 R 0.00 (N=48, small N)*FAIL recall*"])
 
 
 def _stats_file(path, protocol):
