@@ -81,6 +81,8 @@ def main(argv=None) -> dict:
                                   "compile": rec["compile"], "fused_resnet": bool(a.fused_fast and dt != dtypes[0]),
                                   "features_sha256": rec["features_sha256"]}
             print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
+            if a.out:   # the sets so far, in case the call is cut short (rewritten complete at the end)
+                Path(a.out).write_text(json.dumps({"partial": True, "runs": runs}, indent=1) + "\n")
     ref_dt = dtypes[0]
     ref_fids = [runs[f"{ref_dt}_s{s}"]["fid_vs_heldout"] for s in seeds]
     spread = statistics.stdev(ref_fids) if len(ref_fids) > 1 else None
@@ -97,6 +99,12 @@ def main(argv=None) -> dict:
         out[f"{dt}_minus_{ref_dt}_same_seed"] = shift
         out[f"{dt}_vs_{ref_dt}_same_seed_direct"] = direct
         out[f"{dt}_within_{ref_dt}_seed_spread"] = ok
+        # the shift as a paired quantity: its mean over the seeds, in units of the reference seed std
+        vals = list(shift.values())
+        mean = statistics.fmean(vals)
+        out[f"{dt}_minus_{ref_dt}_mean"] = mean
+        out[f"{dt}_minus_{ref_dt}_std_over_seeds"] = statistics.stdev(vals) if len(vals) > 1 else None
+        out[f"{dt}_minus_{ref_dt}_mean_in_seed_stds"] = mean / spread if spread else None
     tmp_dir.cleanup()
     out["wall_seconds"] = time.perf_counter() - t_start
     if a.out:
