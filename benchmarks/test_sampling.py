@@ -17,7 +17,7 @@ def test_sampling(benchmark, tiny, device, sizes, rounds, path):
 @pytest.mark.parametrize("setting", ["fp32", "fp16"])
 def test_fast_unet_call(benchmark, tiny, device, sizes, rounds, setting):
     if device == "cpu" and setting == "fp16":
-        pytest.skip("float16 is the GPU fast path's setting: without half-precision CPU kernels it runs ~30x "
+        pytest.skip("float16 is the GPU fast path's setting: without half-precision CPU kernels it runs ~15x "
                     "slower than float32 (2-core AVX2 CI machine, 2026-12-06); the float16 path's CPU "
                     "correctness is tests/test_api_sampling.py's")
     benchmark.group = f"fast-path UNet call {device}"

@@ -16,7 +16,7 @@ def test_fast_backend_matches_standard_samples(tmp_path):
     std = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=False)
     fast = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=False, sampling_backend="fast")
     np.testing.assert_array_equal(fast, std)
-    # float16 at 1 DDIM step: float16 convolutions run ~30x slower than float32 on this CPU (AVX2 only)
+    # float16 at 1 DDIM step: float16 convolutions run ~15x slower than float32 on this CPU (AVX2 only)
     std1 = ev.generate_samples(num_samples=6, steps=1, batch_size=4, save_grid=False)
     half = ev.generate_samples(num_samples=6, steps=1, batch_size=4, save_grid=True, sampling_backend="fast",
                                dtype="float16")

@@ -108,7 +108,7 @@ def shipped_relative_rule() -> tuple[str, str]:
     return rules[0]["model"], rules[0]["reference"]
 
 
-#: The shipped-demo run's sample counts. CI: N = 40 (one CPU micro-batch, ~70 s on the 2-core CI machine);
+#: The shipped-demo run's sample counts. CI: N = 40 (one CPU micro-batch, ~90 s on the 2-core CI machine);
 #: measured 2026-12-06 there, the one-shot models fail every claimed gate by a wide margin: FID increase over
 #: dense +634 % / +704 % (gate +100 %), drift 0.114 / 0.141 (gate 0.05), swapped FIDs 438.3 vs 400.7 (rule
 #: max_worse 0). The release tier (``pytest -m release``) runs the demo protocol itself, N = 200 (~5 min).

@@ -131,7 +131,7 @@ def test_fast_sampling_backend_runs_the_full_tier(pytester, small_ref, shared_fi
     """--sampling-backend fast --dtype float16: the full tier runs on the fast path and says so in the results."""
     result = run_full(pytester, "--checkpoint", "demo:dense", "--fid-ref", str(small_ref),
                       "--sampling-backend", "fast", "--dtype", "float16", "--batch-size", "8",
-                      "--steps", "2",  # float16 convolutions run ~30x slower than float32 on this CPU (AVX2 only)
+                      "--steps", "2",  # float16 convolutions run ~15x slower than float32 on this CPU (AVX2 only)
                       "--max-fid", "1000", "--max-kid", "10",  # N=16: the shipped 50k-sample gates do not apply
                       fid_cache=shared_fid_cache)
     assert result.ret == 0, result.stdout.str()[-3000:]
