@@ -265,6 +265,19 @@ def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     assert c.model is not a.model
 
 
+def test_half_precision_on_a_cpu_warns_with_the_fix(unet):
+    """float16/bfloat16 on a CPU runs (tests above), but the user is told it is a GPU setting and what to type."""
+    import warnings
+
+    from maskpro_eval.sampling.fast import CPUHalfPrecisionWarning, FastDDIMSampler
+    for dtype in ("float16", "bfloat16"):
+        with pytest.warns(CPUHalfPrecisionWarning, match=rf"^{dtype} sampling on a CPU: .*Fix: --dtype float32 on a CPU"):
+            FastDDIMSampler(unet, steps=2, batch_size=2, dtype=dtype, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CPUHalfPrecisionWarning)
+        FastDDIMSampler(unet, steps=2, batch_size=2, dtype="float32", device="cpu")
+
+
 # -------------------------------------------------------------------------------------- store
 def _meta(c, unet=None):
     return protocol_metadata(c, model_id=None if unet is None else {"name": "tiny",
