@@ -15,7 +15,9 @@ from maskpro_eval.sampling.standard import generate
 
 from .builders import tiny_unet
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              # float16/bfloat16 on the CPU on purpose; the warning itself: tests/test_sampling.py
+              pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.fast.CPUHalfPrecisionWarning")]
 STEPS = 4
 
 

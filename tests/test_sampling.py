@@ -246,6 +246,7 @@ def test_fast_backend_fills_the_store_with_the_standard_samples(unet, tmp_path):
         generate_to_store(unet, cfg(3), SampleStore(tmp_path / "fast"), 7, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.fast.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
 def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     """Another seed reuses the prepared (cast/compiled) model; changed weights get a fresh sampler."""
     import copy
