@@ -65,7 +65,8 @@ def build_record(results: dict, *, command: str, total_seconds: float, fidelity:
         rec["warm_date"] = (warm_results.get("run") or {}).get("started")
         rec["warm_fid_fast"] = _model_fid(warm_results)[1]
     if fidelity:
-        for key in ("fid_fp32_same_seeds", "fp32_seed_spread", "fid_fast_same_seeds", "fast_within_fp32_seed_spread"):
+        for key in ("fid_fp32_same_seeds", "fp32_seed_spread", "fid_fast_same_seeds", "fast_within_fp32_seed_spread",
+                    "fast_minus_fp32_mean_in_seed_stds"):
             rec[key] = fidelity.get(key)
         rec["fidelity_source"] = fidelity.get("source")  # a trained model at N >= 10,240 (issue #13 item 4)
     return rec
@@ -87,6 +88,7 @@ def fidelity_summary(record: dict) -> dict:
     if fast:
         out["fid_fast_same_seeds"] = {s: runs.get(f"{fast}_s{s}", {}).get("fid_vs_heldout") for s in seeds}
         out["fast_within_fp32_seed_spread"] = record.get(f"{fast}_within_{ref}_seed_spread")
+        out["fast_minus_fp32_mean_in_seed_stds"] = record.get(f"{fast}_minus_{ref}_mean_in_seed_stds")
     return out
 
 
