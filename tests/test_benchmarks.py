@@ -53,7 +53,7 @@ def models(tmp_path_factory):
     return out / "models"
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.fast.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
+@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
 @pytest.mark.parametrize("name", list(TINY))
 def test_subcommand_record(name, tmp_path):
     argv = [name, *TINY[name], "--device", "cpu", "--out", str(tmp_path / "r.json")]

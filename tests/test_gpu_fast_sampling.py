@@ -17,7 +17,7 @@ from .builders import tiny_unet
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
               # float16/bfloat16 on the CPU on purpose; the warning itself: tests/test_sampling.py
-              pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.fast.CPUHalfPrecisionWarning")]
+              pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")]
 STEPS = 4
 
 

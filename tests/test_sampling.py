@@ -161,6 +161,7 @@ def test_ddpm_and_ddim_differ_and_eta_matters(unet):
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # on purpose
 def test_bfloat16_runs(unet):
     out = generate(unet, cfg(4, dtype="bf16", num_inference_steps=2), count=4, progress=False)
     assert out.shape == (4, 16, 16, 3) and out.dtype == np.uint8
@@ -246,7 +247,7 @@ def test_fast_backend_fills_the_store_with_the_standard_samples(unet, tmp_path):
         generate_to_store(unet, cfg(3), SampleStore(tmp_path / "fast"), 7, progress=False)
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.fast.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
+@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
 def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     """Another seed reuses the prepared (cast/compiled) model; changed weights get a fresh sampler."""
     import copy
@@ -267,16 +268,22 @@ def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
 
 
 def test_half_precision_on_a_cpu_warns_with_the_fix(unet):
-    """float16/bfloat16 on a CPU runs (tests above), but the user is told it is a GPU setting and what to type."""
+    """float16/bfloat16 on a CPU runs (tests above), but on either backend the user is told it is a GPU setting and
+    what to type; float32 does not warn."""
     import warnings
 
-    from maskpro_eval.sampling.fast import CPUHalfPrecisionWarning, FastDDIMSampler
+    from maskpro_eval.sampling.config import CPUHalfPrecisionWarning
+    from maskpro_eval.sampling.fast import FastDDIMSampler
     for dtype in ("float16", "bfloat16"):
-        with pytest.warns(CPUHalfPrecisionWarning, match=rf"^{dtype} sampling on a CPU: .*Fix: --dtype float32 on a CPU"):
+        advice = rf"^{dtype} sampling on a CPU: .*Fix: --dtype float32 on a CPU"
+        with pytest.warns(CPUHalfPrecisionWarning, match=advice):
             FastDDIMSampler(unet, steps=2, batch_size=2, dtype=dtype, device="cpu")
+        with pytest.warns(CPUHalfPrecisionWarning, match=advice):   # the standard backend's autocast
+            generate(unet, cfg(2, dtype=dtype, num_inference_steps=1), count=2, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", CPUHalfPrecisionWarning)
         FastDDIMSampler(unet, steps=2, batch_size=2, dtype="float32", device="cpu")
+        generate(unet, cfg(2, num_inference_steps=1), count=2, progress=False)
 
 
 # -------------------------------------------------------------------------------------- store

@@ -40,7 +40,8 @@ import torch
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.runtime.dtypes import torch_dtype
-from maskpro_eval.sampling.config import DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, SamplingConfig, SamplingError, make_scheduler
+from maskpro_eval.sampling.config import (DEFAULT_DDIM_STEPS, NOISE_RULE, QUANTISATION, SamplingConfig, SamplingError,
+                                          make_scheduler, warn_half_precision_on_cpu)
 from maskpro_eval.sampling.noise import sample_noise
 from maskpro_eval.sampling.unet_io import in_fixed_chunks, model_output, unet_info
 
@@ -51,19 +52,6 @@ __all__ = ["FastEngineOptions", "fast_configs", "FastDDIMSampler", "ddim_coeffic
 
 class FastSamplingError(MaskProEvalError, ValueError):
     """A request the fast path cannot serve faithfully."""
-
-
-class CPUHalfPrecisionWarning(UserWarning):
-    """float16/bfloat16 sampling on a CPU: allowed, but a GPU setting (it is slow there)."""
-
-
-def _warn_half_precision_on_cpu(dtype: torch.dtype) -> None:
-    import warnings
-    warnings.warn(
-        f"{str(dtype).removeprefix('torch.')} sampling on a CPU: half-precision convolutions are a GPU setting and run "
-        "~15x slower than float32 on a CPU without half-precision units (the demo UNet on an AVX2 CPU, "
-        "2026-12-06). Fix: --dtype float32 on a CPU (the fast backend's float32 gives the standard path's images "
-        "bit for bit), or --device cuda", CPUHalfPrecisionWarning, stacklevel=3)
 
 
 #: Fast-path defaults where the caller gives none: a batch that fills an H100/H200, and float16 (faithful
@@ -205,8 +193,7 @@ class FastDDIMSampler:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.dtype = torch_dtype(cfg.dtype)
-        if device.type == "cpu" and self.dtype in (torch.float16, torch.bfloat16):
-            _warn_half_precision_on_cpu(self.dtype)
+        warn_half_precision_on_cpu(device, self.dtype)
         self.pad_last_batch = (device.type == "cuda") if eng.pad_last_batch is None else bool(eng.pad_last_batch)
         self.scheduler = make_scheduler("ddim", scheduler_config, int(cfg.num_inference_steps))
         self.coefs = ddim_coefficients(self.scheduler)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from maskpro_eval.runtime.progress import make_bar
-from maskpro_eval.sampling.config import SamplingConfig, SamplingError, make_scheduler
+from maskpro_eval.sampling.config import SamplingConfig, SamplingError, make_scheduler, warn_half_precision_on_cpu
 from maskpro_eval.sampling.images import to_uint8
 from maskpro_eval.sampling.noise import sample_generators, sample_noise
 from maskpro_eval.sampling.unet_io import in_fixed_chunks, model_output, unet_info
@@ -67,6 +67,8 @@ def generate(unet, config: SamplingConfig, indices=None, *, start: int | None = 
     use_autocast = cfg.dtype != "float32"
     if use_autocast and device.type not in ("cuda", "cpu", "xpu", "mps"):
         raise SamplingError(f"dtype {cfg.dtype} (autocast) is not supported on device {device}")
+    if use_autocast:
+        warn_half_precision_on_cpu(device, cfg.torch_dtype)
 
     out = np.empty((len(idx), shape[1], shape[2], shape[0]), dtype=np.uint8)
     bar = _bar if _bar is not None else make_bar(len(idx), f"{cfg.sampler} {cfg.num_inference_steps} steps",
