@@ -7,6 +7,7 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
 import torch
 
 from maskpro_eval.analysis.layers import DEFAULT_EXCLUDE_LAYERS, layer_is_excluded
@@ -15,6 +16,10 @@ from maskpro_eval.analysis.nm import is_groupable, magnitude_nm_mask
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+
+#: For tests that run float16/bfloat16 on the CPU on purpose (the only place CI reaches those paths): the
+#: sampler's CPUHalfPrecisionWarning is itself tested in tests/test_sampling.py.
+half_precision_on_cpu_ok = pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")
 
 
 def tiny_unet(seed: int = 0, sample_size: int = 16, block_out_channels: tuple[int, int] = (8, 16)):

@@ -7,11 +7,12 @@ import pytest
 
 from maskpro_eval.api import MaskProEvaluator
 from maskpro_eval.sampling.config import SamplingError
+from tests.builders import half_precision_on_cpu_ok
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
+@half_precision_on_cpu_ok
 def test_fast_backend_matches_standard_samples(tmp_path):
     ev = MaskProEvaluator("demo:dense", output_dir=tmp_path / "api")
     std = ev.generate_samples(num_samples=6, steps=4, batch_size=4, save_grid=False)

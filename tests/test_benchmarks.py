@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.cli import main
 from maskpro_eval.runtime.records import RECORD_KEYS, SCHEMA, VERSION_KEYS, check_record
+from tests.builders import half_precision_on_cpu_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,7 +54,7 @@ def models(tmp_path_factory):
     return out / "models"
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
+@half_precision_on_cpu_ok
 @pytest.mark.parametrize("name", list(TINY))
 def test_subcommand_record(name, tmp_path):
     argv = [name, *TINY[name], "--device", "cpu", "--out", str(tmp_path / "r.json")]

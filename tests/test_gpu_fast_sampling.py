@@ -13,11 +13,10 @@ from maskpro_eval.sampling.images import to_uint8
 from maskpro_eval.sampling.config import SamplingConfig, make_scheduler
 from maskpro_eval.sampling.standard import generate
 
-from .builders import tiny_unet
+from .builders import half_precision_on_cpu_ok, tiny_unet
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
-              # float16/bfloat16 on the CPU on purpose; the warning itself: tests/test_sampling.py
-              pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")]
+              half_precision_on_cpu_ok]
 STEPS = 4
 
 

@@ -18,7 +18,7 @@ from maskpro_eval.sampling.fill_store import generate_to_store
 from maskpro_eval.sampling.unet_io import model_fingerprint
 from maskpro_eval.sampling.noise import noise_seed, sample_generators, sample_noise
 
-from .builders import tiny_unet
+from .builders import half_precision_on_cpu_ok, tiny_unet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 STEPS = 5
@@ -161,7 +161,7 @@ def test_ddpm_and_ddim_differ_and_eta_matters(unet):
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # on purpose
+@half_precision_on_cpu_ok
 def test_bfloat16_runs(unet):
     out = generate(unet, cfg(4, dtype="bf16", num_inference_steps=2), count=4, progress=False)
     assert out.shape == (4, 16, 16, 3) and out.dtype == np.uint8
@@ -247,7 +247,7 @@ def test_fast_backend_fills_the_store_with_the_standard_samples(unet, tmp_path):
         generate_to_store(unet, cfg(3), SampleStore(tmp_path / "fast"), 7, progress=False)
 
 
-@pytest.mark.filterwarnings("ignore::maskpro_eval.sampling.config.CPUHalfPrecisionWarning")  # half precision on the CPU on purpose
+@half_precision_on_cpu_ok
 def test_fast_sampler_is_prepared_once_and_reused_for_other_seeds(unet):
     """Another seed reuses the prepared (cast/compiled) model; changed weights get a fresh sampler."""
     import copy
