@@ -129,6 +129,7 @@ SETTING_TOKENS = {
     "cl": "channels-last UNet and input",
     "graph": "CUDA graph around the UNet call",
     "tt": "time embedding once per step for the whole batch (sampling.time_table)",
+    "gn": "one-pass GroupNorm (+ bias/time add, + SiLU) Triton kernel (sampling.group_norm)",
     "fr": "fused ResnetBlock2D: Triton 3x3 convolutions with GroupNorm/SiLU prologue, bias/time/residual/stats epilogue",
     "fp16": "float16 UNet (the default)",
     "bf16": "bfloat16 UNet",
@@ -152,7 +153,8 @@ def setting_config(setting: str, batch: int) -> dict:
                 allow_tf32={"tf32": True, "fp32": False}.get(dt), compile="compile" in toks or "ma" in toks,
                 compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
                 compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
-                cuda_graph="graph" in toks, time_table="tt" in toks, fused_resnet="fr" in toks)
+                cuda_graph="graph" in toks, time_table="tt" in toks, fused_resnet="fr" in toks,
+                onepass_group_norm="gn" in toks)
 
 
 def fast_sampler(unet, scheduler_config, setting: str, batch: int, steps: int, device: str):

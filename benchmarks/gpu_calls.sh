@@ -4,14 +4,15 @@
 # Results and logs go to $OUT (default ./gpu_out). Stages:
 #   setup        install carried wheels (.whl/) into /tmp/site; join the Inception weights from .inc/ parts
 #                (kept in /root/inc between calls of one warm machine); print the environment
-#   gputests     pytest -m gpu of the fused-resnet tests
+#   gputests     pytest -m gpu of the fused-resnet and one-pass GroupNorm tests
+#   groupnorm    one-pass GroupNorm kernel vs inductor per GroupNorm shape (benchmarks/group_norm.py)
 #   fused        per-resnet benchmark of the fused block (benchmarks/fused_resnet.py): tile sweep on two
 #                shapes (fast and exact SiLU), then every shape at the short list of tiles
 #   settings     whole-UNet settings, one process each (cold compile): compile+fp16 and the fused ones
 #   kernels      inductor's Triton kernels of one compiled UNet call in GB/s (python -m benchmarks kernels)
 #   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FULL_ARGS extra),
 #                inductor's on-disk cache in $CCACHE (default /root/ccache): COLD=1 empties it first
-# Environment: FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
+# Environment: GPUTESTS (test files), GN_CONFIGS (launch configs for `groupnorm`), FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
 #              RUN_NAME (full50k's output names), CCACHE, COLD.
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu_out}"
@@ -40,7 +41,12 @@ stage_setup() {
 
 stage_gputests() {
   timeout 240 $PY -m pytest -p no:cacheprovider $PLUGIN -q -m gpu -o addopts="" \
-    tests/test_fused_resnet.py -k "cuda" 2>&1 | tail -25 | tee "$OUT/gputests.log"
+    ${GPUTESTS:-tests/test_fused_resnet.py tests/test_group_norm.py} -k "cuda" 2>&1 | tail -25 | tee "$OUT/gputests.log"
+}
+
+stage_groupnorm() {
+  timeout 240 $PY -m benchmarks.group_norm --batch 1024 --dtype float16 --reps 20 ${GN_CONFIGS:+--configs "$GN_CONFIGS"} \
+    --out "$OUT/group_norm.json" 2>&1 | grep -v -i warn | tee "$OUT/group_norm.log"
 }
 
 stage_fused() {

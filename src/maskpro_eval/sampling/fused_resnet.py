@@ -33,14 +33,14 @@ spatial size whose H*W is not a multiple of 16) keeps its PyTorch module and is 
 """
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
+from maskpro_eval.sampling.module_swap import restore_modules, swap_module
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module
 
 __all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "default_block", "group_stats", "norm_scale_shift",
            "install_fused_resnets", "fused_resnet_unavailable", "TOLERANCE", "pack_conv3x3_weight"]
@@ -56,7 +56,7 @@ class FusedResnetError(MaskProEvalError):
 
 
 def _interpret() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return interpret()
 
 
 def fused_resnet_unavailable(device: Any) -> str | None:
@@ -74,14 +74,9 @@ def fused_resnet_unavailable(device: Any) -> str | None:
             "(on a CPU they run only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
 
 
-@functools.lru_cache(maxsize=2)
-def _kernels(interpret: bool):
+def _kernels(interpreted: bool):
     """``(conv3x3_kernel, channel_stats_kernel)`` built under the given interpreter setting."""
-    import importlib
-
-    from maskpro_eval.sampling import fused_resnet_kernels as mod
-    if mod.INTERPRET != interpret:
-        mod = importlib.reload(mod)
+    mod = kernels_module("maskpro_eval.sampling.fused_resnet_kernels", interpreted)
     return mod.conv3x3_kernel, mod.channel_stats_kernel
 
 
@@ -328,34 +323,19 @@ def install_fused_resnets(unet: nn.Module, *, check: bool = True, probe_batch: i
         ref = unet(xs, ts).sample.float()
     swapped = {}
     for n in todo:
-        parent_name, _, child = n.rpartition(".")
-        parent = unet.get_submodule(parent_name) if parent_name else unet
-        orig = getattr(parent, child) if not child.isdigit() else parent[int(child)]
-        fused = FusedResnetBlock2D(orig, block_shape)
-        if child.isdigit():
-            parent[int(child)] = fused
-        else:
-            setattr(parent, child, fused)
-        swapped[n] = (parent, child, orig)
+        swapped[n] = swap_module(unet, n, FusedResnetBlock2D(unet.get_submodule(n), block_shape))
     rel = None
     if check:
         try:
             got = unet(xs, ts).sample.float()
         except Exception:
-            _restore(swapped)
+            restore_modules(swapped)
             raise
         rel = float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
         tol = TOLERANCE.get(p.dtype, 1e-3)
         if not (rel <= tol):
-            _restore(swapped)
+            restore_modules(swapped)
             raise FusedResnetError(f"fused ResnetBlock2D output differs from the unpatched UNet by {rel:.3g} "
                                    f"(relative to max |output|; tolerance {tol:g} for {p.dtype}); model left unpatched")
     return {"fused": todo, "kept": kept, "check_rel_error": rel}
 
-
-def _restore(swapped: dict) -> None:
-    for parent, child, orig in swapped.values():
-        if child.isdigit():
-            parent[int(child)] = orig
-        else:
-            setattr(parent, child, orig)

@@ -1,6 +1,6 @@
-"""Triton kernels of :mod:`maskpro_eval.sampling.fused_resnet` (imported lazily: Triton reads
-``TRITON_INTERPRET`` when a kernel is decorated, so :func:`fused_resnet._kernels` reloads this module when the
-interpreter setting changed). ``INTERPRET`` records the setting the kernels were built under."""
+"""Triton kernels of :mod:`maskpro_eval.sampling.fused_resnet` (loaded by
+:func:`maskpro_eval.sampling.triton_loader.kernels_module`). ``INTERPRET`` records the setting the kernels were
+built under."""
 import os
 
 import triton

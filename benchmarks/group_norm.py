@@ -1,0 +1,126 @@
+"""One-pass GroupNorm (``maskpro_eval.sampling.group_norm``) against inductor's GroupNorm, per GroupNorm layer
+shape of a UNet at a sampling batch (GPU only).
+
+For every distinct (channels, H x W) a GroupNorm of the UNet sees (one probe call at B = 2), at ``--batch``,
+channels-last, ``--dtype``: ``silu(group_norm(x + add))`` with a per-(sample, channel) add (a resnet's norm2)
+timed (median ms, CUDA events) as eager PyTorch, under ``torch.compile`` (inductor: a reduction and a
+pointwise kernel) and as the Triton kernel at the heuristic launch configuration and at each ``--configs``
+entry; GB/s = (read x + write y) / time, beside the device's copy bandwidth; max |error| against a float32
+PyTorch reference, beside inductor's own.
+
+    python -m benchmarks.group_norm --model ddpm-cifar10 --batch 1024 --dtype float16 --out gn.json
+
+One record of schema ``maskpro-eval-bench/1`` (name ``group-norm``), one row per shape.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def gn_shapes(unet, device, dtype) -> list[tuple[int, int, int, int]]:
+    """Distinct ``(channels, groups, H, W)`` of the UNet's GroupNorm inputs (spatial 3-D inputs as H x 1)."""
+    from torch import nn
+    seen: dict = {}
+    hooks = []
+    for m in unet.modules():
+        if type(m) is nn.GroupNorm:
+            def hook(mod, args):
+                x = args[0]
+                hw = tuple(x.shape[2:]) if x.dim() == 4 else (x.shape[2], 1)
+                seen.setdefault((x.shape[1], mod.num_groups) + hw, None)
+            hooks.append(m.register_forward_pre_hook(hook))
+    s = unet.config.sample_size
+    with torch.inference_mode():
+        unet(torch.zeros(2, unet.config.in_channels, s, s, device=device, dtype=dtype),
+             torch.full((2,), 500, device=device))
+    for h in hooks:
+        h.remove()
+    return list(seen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="ddpm-cifar10")
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    p.add_argument("--configs", default="8,0,0;16,0,4;16,0,8;32,0,4;32,0,8;64,0,8;64,0,16",
+                   help="launch configs channels_per_program,block_pixels,num_warps (0 = heuristic) separated by ';'")
+    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--no-compile", action="store_true", help="skip inductor's GroupNorm")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+
+    from benchmarks.fused_resnet import _median_ms
+    from benchmarks.models import load_model
+    from maskpro_eval.runtime.records import bench_record, write_record
+    from maskpro_eval.runtime.timing import device_info
+    from maskpro_eval.sampling import group_norm as gn
+
+    dev = torch.device("cuda")
+    dtype = getattr(torch, args.dtype)
+    unet, _ = load_model(args.model)
+    unet = unet.to(dev, dtype).eval().requires_grad_(False)
+    t_start = time.perf_counter()
+    buf = torch.empty(1 << 28, dtype=torch.uint8, device=dev)
+    copy_ms = _median_ms(lambda: buf.clone(), args.reps)
+    copy_gbs = 2 * buf.numel() / copy_ms / 1e6
+    del buf
+    configs = [tuple(int(v) for v in c.split(",")) for c in args.configs.split(";") if c]
+
+    def ref_fn(x, add, w, b, groups):
+        return F.silu(F.group_norm(x + add[:, :, None, None], groups, w, b, 1e-5))
+    compiled = None if args.no_compile else torch.compile(ref_fn, dynamic=False)
+    rows = []
+    for c, groups, h, w in gn_shapes(unet, dev, dtype):
+        g = torch.Generator(device="cpu").manual_seed(c * 100 + h)
+        x = (torch.randn(args.batch, c, h, w, generator=g) * 2 + 0.5).to(dev, dtype).contiguous(
+            memory_format=torch.channels_last)
+        add = torch.randn(args.batch, c, generator=g).to(dev, dtype)
+        wt = (torch.rand(c, generator=g) + 0.5).to(dev, dtype)
+        bs = torch.randn(c, generator=g).to(dev, dtype)
+        nbytes = 2 * x.numel() * x.element_size()
+        ref = gn.group_norm_act_reference(x, groups, wt, bs, 1e-5, add=add, silu=True).float()
+        row = {"shape": f"{c}@{h}x{w}", "groups": groups, "batch": args.batch, "bytes": nbytes}
+        with torch.inference_mode():
+            row["eager_ms"] = _median_ms(lambda: ref_fn(x, add, wt, bs, groups), args.reps)
+            if compiled is not None:
+                out = compiled(x, add, wt, bs, groups)
+                row["inductor_ms"] = _median_ms(lambda: compiled(x, add, wt, bs, groups), args.reps)
+                row["inductor_gbs"] = nbytes / row["inductor_ms"] / 1e6
+                row["inductor_max_err"] = float((out.float() - ref).abs().max())
+            for cfg in [None] + configs:
+                tag = "heuristic" if cfg is None else ",".join(map(str, cfg))
+                try:
+                    out = gn.group_norm_act(x, groups, wt, bs, 1e-5, add=add, silu=True, config=cfg)
+                    ms = _median_ms(lambda: gn.group_norm_act(x, groups, wt, bs, 1e-5, add=add, silu=True,
+                                                              config=cfg), args.reps)
+                    row[f"triton_ms[{tag}]"] = ms
+                    row[f"triton_max_err[{tag}]"] = float((out.float() - ref).abs().max())
+                except Exception as e:  # noqa: BLE001 - a config that does not compile is a figure too
+                    row[f"triton_error[{tag}]"] = f"{type(e).__name__}: {str(e)[:300]}"
+        tri = {k: v for k, v in row.items() if k.startswith("triton_ms[")}
+        if tri:
+            best = min(tri, key=tri.get)
+            row["best"] = best[len("triton_ms["):-1]
+            row["best_ms"] = tri[best]
+            row["best_gbs"] = nbytes / tri[best] / 1e6
+            row["heuristic_gbs"] = nbytes / row.get("triton_ms[heuristic]", float("nan")) / 1e6
+            if "inductor_ms" in row:
+                row["speedup_vs_inductor"] = row["inductor_ms"] / tri[best]
+        rows.append(row)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    figures = {"rows": rows, "copy_gbs": copy_gbs, "seconds": time.perf_counter() - t_start}
+    print({"copy_gbs": round(copy_gbs, 1)})
+    rec = bench_record("group-norm", settings=vars(args), figures=figures, command=sys.argv, device=device_info(dev))
+    if args.out:
+        write_record(args.out, rec)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
