@@ -42,6 +42,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--compile-fast", action="store_true", help="torch.compile the non-reference precisions")
     ap.add_argument("--fused-fast", action="store_true",
                     help="fused Triton ResnetBlock2Ds (--fused-resnet) in the non-reference precisions")
+    ap.add_argument("--onepass-gn-fast", action="store_true",
+                    help="one-pass GroupNorm kernel (--onepass-group-norm) in the non-reference precisions")
     ap.add_argument("--reference", default=str(HELDOUT), help="real images (.npz, key images, uint8 NHWC)")
     ap.add_argument("--inception-weights", default=None)
     ap.add_argument("--steps", type=int, default=100)
@@ -72,6 +74,8 @@ def main(argv=None) -> dict:
                 argv_d.append("--compile")
             if a.fused_fast and dt != dtypes[0]:
                 argv_d.append("--fused-resnet")
+            if a.onepass_gn_fast and dt != dtypes[0]:
+                argv_d.append("--onepass-group-norm")
             rec = distributed.main(argv_d)
             with np.load(f) as z:
                 stats[(dt, s)] = tuple(torch.from_numpy(z[k]).to(a.device) for k in ("mu", "sigma"))
@@ -79,6 +83,7 @@ def main(argv=None) -> dict:
                                   "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
                                   "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
                                   "compile": rec["compile"], "fused_resnet": bool(a.fused_fast and dt != dtypes[0]),
+                                  "onepass_group_norm": bool(a.onepass_gn_fast and dt != dtypes[0]),
                                   "features_sha256": rec["features_sha256"]}
             print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
             if a.out:   # the sets so far, in case the call is cut short (rewritten complete at the end)

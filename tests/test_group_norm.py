@@ -44,6 +44,18 @@ def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):
                         fused_resnet=True)
 
 
+def test_onepass_group_norm_is_part_of_the_full_tier_protocol_and_store_key(tmp_path):
+    from maskpro_eval.metrics.quality import FullSettings
+    from maskpro_eval.sampling.config import SamplingConfig
+
+    def settings(on):
+        return FullSettings(sampling=SamplingConfig(backend="fast", dtype="float16", onepass_group_norm=on),
+                            samples_dir=str(tmp_path))
+    assert settings(True).protocol()["onepass_group_norm"] is True
+    assert "onepass_group_norm" not in settings(False).protocol()
+    assert settings(True).sampling_config(0).protocol_dict() != settings(False).sampling_config(0).protocol_dict()
+
+
 def test_launch_configuration_covers_whole_groups():
     from maskpro_eval.sampling.group_norm import GroupNormKernelError, group_norm_config
     c = group_norm_config(128, 32, 1024)          # the DDPM CIFAR-10 UNet's first level

@@ -62,7 +62,7 @@ class MaskProEvaluator:
                      reference: str | None, consistency_seeds: int = 0, dtype: str = "float32",
                      sampling_backend: str = "standard", compile: bool = False, protocol: str = "standard",
                      reference_protocol: str | None = None, prdc_k: int = 5,
-                     fused_resnet: bool = False) -> QualityEvaluator:
+                     fused_resnet: bool = False, onepass_group_norm: bool = False) -> QualityEvaluator:
         if reference == "demo-digits" or (reference is None and str(self.model.spec.path).startswith("demo:")):
             from maskpro_eval.checkpoints.zoo import ZOO_REFERENCE_FILE
             reference = str(ZOO_REFERENCE_FILE)
@@ -70,11 +70,12 @@ class MaskProEvaluator:
             from maskpro_eval.metrics.reference import no_reference_error
             raise no_reference_error()
         key = (num_samples, sampler, steps, eta, reference, consistency_seeds, dtype, sampling_backend, compile,
-               protocol, reference_protocol, prdc_k, fused_resnet)
+               protocol, reference_protocol, prdc_k, fused_resnet, onepass_group_norm)
         if key not in self._quality:
             sampling = SamplingConfig(sampler=sampler, num_inference_steps=steps, eta=eta, seed=self.settings.seed,
                                       batch_size=batch_size, device=self.settings.device, dtype=dtype,
-                                      backend=sampling_backend, compile=compile, fused_resnet=fused_resnet)
+                                      backend=sampling_backend, compile=compile, fused_resnet=fused_resnet,
+                                      onepass_group_norm=onepass_group_norm)
             fs = FullSettings(sampling=sampling, num_samples=num_samples, fid_ref=reference, consistency_seeds=consistency_seeds,
                               fid_protocol=protocol, fid_ref_protocol=reference_protocol, prdc_k=prdc_k,
                               samples_dir=str(self.output_dir / "samples_cache"), progress=False)
@@ -84,14 +85,16 @@ class MaskProEvaluator:
     def generate_samples(self, num_samples: int = 64, sampler: str = "ddim", steps: int | None = None,
                          eta: float = 0.0, batch_size: int = 256, save_grid: bool = True, dtype: str = "float32",
                          sampling_backend: str = "standard", compile: bool = False,
-                         fused_resnet: bool = False) -> np.ndarray:
+                         fused_resnet: bool = False, onepass_group_norm: bool = False) -> np.ndarray:
         """uint8 (N, H, W, 3) samples (sample i's noise depends only on (seed, i)); grid PNG saved.
 
-        ``dtype``, ``sampling_backend`` (``"standard"``/``"fast"``), ``compile``, ``fused_resnet``: as ``--dtype``,
-        ``--sampling-backend``, ``--compile-sampler``, ``--fused-resnet`` (on a GPU: ``"float16"``, ``"fast"``,
-        ``True``; ``fused_resnet`` needs the fast backend on CUDA)."""
+        ``dtype``, ``sampling_backend`` (``"standard"``/``"fast"``), ``compile``, ``fused_resnet``,
+        ``onepass_group_norm``: as ``--dtype``, ``--sampling-backend``, ``--compile-sampler``, ``--fused-resnet``,
+        ``--onepass-group-norm`` (on a GPU: ``"float16"``, ``"fast"``, ``True``; the last two need the fast
+        backend on CUDA)."""
         q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference="unused", dtype=dtype,
-                              sampling_backend=sampling_backend, compile=compile, fused_resnet=fused_resnet)
+                              sampling_backend=sampling_backend, compile=compile, fused_resnet=fused_resnet,
+                              onepass_group_norm=onepass_group_norm)
         images = q.samples(self.model)
         if save_grid:
             from maskpro_eval.sampling.images import make_grid, save_png
@@ -102,7 +105,7 @@ class MaskProEvaluator:
                     steps: int | None = None, eta: float = 0.0, batch_size: int = 256,
                     consistency_seeds: int = 0, dtype: str = "float32", sampling_backend: str = "standard",
                     compile: bool = False, protocol: str = "standard", reference_protocol: str | None = None,
-                    prdc_k: int = 5, fused_resnet: bool = False) -> dict:
+                    prdc_k: int = 5, fused_resnet: bool = False, onepass_group_norm: bool = False) -> dict:
         """FID (and KID, precision/recall/density/coverage where the reference has images) of the samples.
 
         ``protocol``: as ``--fid-protocol`` (``"standard"``, ``"pytorch-fid"``, ``"clean"``);
@@ -110,11 +113,13 @@ class MaskProEvaluator:
 
         ``reference``: as ``--fid-ref`` (``"baseline"`` uses the baseline's samples). Without one, a demo
         zoo model is judged against the demo digits; any other model raises ReferenceSetError (as
-        ``pytest -m full`` without ``--fid-ref``). ``dtype``/``sampling_backend``/``compile``/``fused_resnet``: see :meth:`generate_samples`.
+        ``pytest -m full`` without ``--fid-ref``). ``dtype``/``sampling_backend``/``compile``/``fused_resnet``/``onepass_group_norm``: see
+        :meth:`generate_samples`.
         Returns plain data with N, bias flag and protocol.
         """
         q = self._quality_for(num_samples, sampler, steps, eta, batch_size, reference, consistency_seeds, dtype,
-                              sampling_backend, compile, protocol, reference_protocol, prdc_k, fused_resnet)
+                              sampling_backend, compile, protocol, reference_protocol, prdc_k, fused_resnet,
+                              onepass_group_norm)
         fid = q.fid(self.model, baseline=self.baseline)
         ref = q.reference(self.baseline)
         out = {"fid": fid.value, "fid_method": fid.method, "fid_crosscheck": fid.value_crosscheck, "fid_crosscheck_method": fid.crosscheck_method, "n": fid.n_a, "reference_n": ref.n,

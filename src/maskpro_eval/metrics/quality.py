@@ -63,6 +63,7 @@ class FullSettings:
         return {"num_samples": self.num_samples, "sampler": sc.sampler, "steps": sc.num_inference_steps,
                 "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
                 "sampling_backend": sc.backend, "compile": sc.compile, **({"fused_resnet": True} if sc.fused_resnet else {}),
+                **({"onepass_group_norm": True} if sc.onepass_group_norm else {}),
                 "fid_ref": self.fid_ref,
                 "inception_weights": self.inception_weights, "fid_protocol": self.fid_protocol,
                 "fid_ref_protocol": self.fid_ref_protocol, "prdc_k": self.prdc_k, "consistency_seeds": self.consistency_seeds,
@@ -273,7 +274,8 @@ class QualityEvaluator:
                 "fid_protocol": self.protocol_key,
                 "reference_protocol": f"{ref.protocol}{' (assumed)' if ref.protocol_assumed else ''}",
                 "dtype": sc.dtype, "device": self.settings.device,
-                **({"sampling_backend": "fast", "fused_resnet": True} if sc.fused_resnet else {})}
+                **({"sampling_backend": "fast", "fused_resnet": True} if sc.fused_resnet else {}),
+                **({"sampling_backend": "fast", "onepass_group_norm": True} if sc.onepass_group_norm else {})}
 
     def run_protocol(self, baseline=None) -> dict:
         """The run-level protocol record: the FID protocol (metrics.fid.fid_protocol), reference, settings."""

@@ -134,17 +134,23 @@ def _check_device(text: str) -> None:
                              f"Fix: --device cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
 
 
-def _check_fused_resnet(config) -> None:
-    """``--fused-resnet`` needs the fast backend and a device where the Triton kernels run."""
-    if not config.getoption("--fused-resnet", default=False):
-        return
-    if config.getoption("--sampling-backend", default="standard") != "fast":
-        raise ValueError("--fused-resnet runs inside the fast sampler. Fix: add --sampling-backend fast")
+def _check_triton_kernels(config) -> None:
+    """``--fused-resnet`` / ``--onepass-group-norm`` need the fast backend and a device where the Triton kernels
+    run; they exclude each other."""
     from maskpro_eval.sampling.fused_resnet import fused_resnet_unavailable
-    why = fused_resnet_unavailable(config.getoption("--device"))
-    if why:
-        raise ValueError(f"--fused-resnet: {why}. Fix: --device cuda on a machine with an NVIDIA GPU, "
-                         "or drop --fused-resnet")
+    from maskpro_eval.sampling.group_norm import onepass_group_norm_unavailable
+    given = [(opt, unavailable) for opt, unavailable in (("--fused-resnet", fused_resnet_unavailable),
+                                                         ("--onepass-group-norm", onepass_group_norm_unavailable))
+             if config.getoption(opt, default=False)]
+    if len(given) > 1:
+        raise ValueError("--fused-resnet and --onepass-group-norm both replace the resnets' GroupNorm. "
+                         "Fix: give one of them")
+    for opt, unavailable in given:
+        if config.getoption("--sampling-backend", default="standard") != "fast":
+            raise ValueError(f"{opt} runs inside the fast sampler. Fix: add --sampling-backend fast")
+        why = unavailable(config.getoption("--device"))
+        if why:
+            raise ValueError(f"{opt}: {why}. Fix: --device cuda on a machine with an NVIDIA GPU, or drop {opt}")
 
 
 def _check_writable_dir(option: str, folder: Path) -> None:
@@ -167,7 +173,7 @@ def check_options(config) -> None:
             raise ValueError(f"{option} {value}: must be >= {minimum}. Fix: give {option} a value >= {minimum}"
                              + (" (omit it for the default)" if option == "--num-samples" else ""))
     _check_device(config.getoption("--device"))
-    _check_fused_resnet(config)
+    _check_triton_kernels(config)
     _check_writable_dir("--reports-dir", Path(config.invocation_params.dir) / config.getoption("--reports-dir"))
     for option in ("--results-json",):
         value = config.getoption(option)

@@ -35,6 +35,9 @@ def pytest_addoption(parser):
     g.addoption("--fused-resnet", action="store_true",
                 help="run the UNet's ResnetBlock2Ds as fused Triton kernels (fast backend, CUDA; checked against "
                      "the unfused UNet at start)")
+    g.addoption("--onepass-group-norm", action="store_true",
+                help="run every GroupNorm (+ SiLU, + the resnets' bias/time add) as one Triton kernel that reads "
+                     "the activation once (fast backend, CUDA; checked against the unpatched UNet at start)")
     g.addoption("--fid-ref", default=None,
                 help="reference set: .npz (mu/sigma or images), image folder, cifar-10-batches-py folder "
                      "(add :test for the test split), or 'baseline' (default with the demo zoo: its held-out digits)")
@@ -76,7 +79,8 @@ def full_settings(config) -> FullSettings:
         eta=config.getoption("--eta"), seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
         dtype=config.getoption("--dtype"), device=config.getoption("--device"),
         backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"),
-        fused_resnet=config.getoption("--fused-resnet"))
+        fused_resnet=config.getoption("--fused-resnet"),
+        onepass_group_norm=config.getoption("--onepass-group-norm"))
     return FullSettings(
         sampling=sampling, num_samples=num, fid_ref=fid_ref,
         inception_weights=config.getoption("--inception-weights"), consistency_seeds=seeds,

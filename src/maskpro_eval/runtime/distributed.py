@@ -179,6 +179,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="time embedding computed once per DDIM step for the whole batch (sampling.time_table)")
     p.add_argument("--fused-resnet", action="store_true",
                    help="Triton fused ResnetBlock2D (sampling.fused_resnet; CUDA, checked against the unfused UNet)")
+    p.add_argument("--onepass-group-norm", action="store_true",
+                   help="one-pass GroupNorm Triton kernel (sampling.group_norm; CUDA, checked against the unpatched UNet)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--features", default="inception", choices=("inception", "pixel16"),
                    help="inception (standard FID features) or pixel16 (a tiny exact stand-in for tests)")
@@ -223,7 +225,8 @@ def main(argv=None) -> dict | None:
                               compile_options=parse_compile_options(args.compile_options) or None,
                               cudnn_benchmark=args.cudnn_benchmark, channels_last=args.channels_last,
                               cuda_graph=args.cuda_graph, time_table=args.time_table,
-                              fused_resnet=args.fused_resnet, device=ctx.device)
+                              fused_resnet=args.fused_resnet, onepass_group_norm=args.onepass_group_norm,
+                              device=ctx.device)
     setup["load_unet_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if args.features == "inception":
@@ -267,7 +270,8 @@ def main(argv=None) -> dict | None:
             "dtype": args.dtype, "compile": args.compile, "compile_options": args.compile_options,
             "cudnn_benchmark": args.cudnn_benchmark, "channels_last": args.channels_last,
             "cuda_graph": args.cuda_graph, "time_table": args.time_table,
-            "fused_resnet": args.fused_resnet, "features": args.features,
+            "fused_resnet": args.fused_resnet, "onepass_group_norm": args.onepass_group_norm,
+            "features": args.features,
             "features_protocol": extractor.protocol, "fid": fid, "fid_seconds": t_fid,
             "features_sha256": features_sha256(feats),
             "warmup_seconds_rank0": warm, "setup_seconds_rank0": setup, "work_seconds": res["work_seconds"],

@@ -69,6 +69,10 @@ class SamplingConfig:
             CUDA only; :mod:`maskpro_eval.sampling.fused_resnet`, checked against the unfused UNet when
             installed). Part of the protocol (its float16 rounding differs from cuDNN's), so its samples
             get their own store.
+        onepass_group_norm: run every GroupNorm (+ SiLU, + the resnets' bias and time add) as one Triton
+            kernel that reads the activation once (fast backend on CUDA only;
+            :mod:`maskpro_eval.sampling.group_norm`, checked against the unpatched UNet when installed; not
+            with ``fused_resnet``). Part of the protocol, like ``fused_resnet``.
     """
 
     sampler: str = "ddim"
@@ -81,6 +85,7 @@ class SamplingConfig:
     backend: str = "standard"
     compile: bool = False
     fused_resnet: bool = False
+    onepass_group_norm: bool = False
 
     def __post_init__(self):
         self.sampler = str(self.sampler).lower()
@@ -96,6 +101,13 @@ class SamplingConfig:
         self.fused_resnet = bool(self.fused_resnet)
         if self.fused_resnet and self.backend != "fast":
             raise SamplingError("fused_resnet=True needs backend='fast' (CLI: --sampling-backend fast --fused-resnet)")
+        self.onepass_group_norm = bool(self.onepass_group_norm)
+        if self.onepass_group_norm and self.backend != "fast":
+            raise SamplingError("onepass_group_norm=True needs backend='fast' "
+                                "(CLI: --sampling-backend fast --onepass-group-norm)")
+        if self.onepass_group_norm and self.fused_resnet:
+            raise SamplingError("onepass_group_norm and fused_resnet both replace the resnets' GroupNorm; "
+                                "choose one (CLI: --onepass-group-norm or --fused-resnet)")
         try:
             self.dtype = dtype_name(self.dtype)
         except ValueError as e:
@@ -137,8 +149,9 @@ class SamplingConfig:
         d = self.to_dict()
         d.pop("batch_size")
         d.pop("device")
-        if not d["fused_resnet"]:  # stores made before the option existed keep their key
-            d.pop("fused_resnet")
+        for opt in ("fused_resnet", "onepass_group_norm"):
+            if not d[opt]:  # stores made before the option existed keep their key
+                d.pop(opt)
         if d["backend"] == "standard":  # keeps the standard path's protocol (and its stores) as it was
             d.pop("backend")
             d.pop("compile")

@@ -80,10 +80,6 @@ class FastEngineOptions:
         time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
             ``t``): each resnet's projected time vector precomputed for the sampler's timesteps
             (:mod:`maskpro_eval.sampling.time_table`; checked against the unpatched UNet when installed).
-        onepass_group_norm: run every GroupNorm (+ SiLU, + the resnets' conv1 bias and time vector) as one
-            Triton kernel that reads the activation once (:mod:`maskpro_eval.sampling.group_norm`; CUDA only,
-            checked against the unpatched UNet when installed; not with ``fused_resnet``); the install report
-            is ``FastDDIMSampler.group_norm_report``.
         fused_block: the tile of the fused convolutions that ``SamplingConfig.fused_resnet`` (the one switch,
             part of the protocol; keyword ``fused_resnet=``) turns on; the install report is
             ``FastDDIMSampler.fused_report``. Tile ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])``.
@@ -98,7 +94,6 @@ class FastEngineOptions:
     pad_last_batch: bool | None = None
     allow_tf32: bool | None = None
     time_table: bool = False
-    onepass_group_norm: bool = False
     fused_block: tuple | None = None
 
     def to_dict(self) -> dict:
@@ -109,7 +104,7 @@ _ENGINE_KEYS = set(FastEngineOptions.__dataclass_fields__)
 #: keyword -> SamplingConfig field (``steps`` is the fast path's historical name for the step count)
 _SAMPLING_KEYS = {"steps": "num_inference_steps", "num_inference_steps": "num_inference_steps", "seed": "seed",
                   "batch_size": "batch_size", "dtype": "dtype", "compile": "compile", "device": "device",
-                  "fused_resnet": "fused_resnet"}
+                  "fused_resnet": "fused_resnet", "onepass_group_norm": "onepass_group_norm"}
 
 
 def fast_configs(sampling: SamplingConfig | None = None, engine: FastEngineOptions | None = None,
@@ -209,7 +204,7 @@ class FastDDIMSampler:
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
         needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
-                      or eng.channels_last or eng.time_table or cfg.fused_resnet or eng.onepass_group_norm)
+                      or eng.channels_last or eng.time_table or cfg.fused_resnet or cfg.onepass_group_norm)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
         if not eng.autocast and self.dtype != p_dtype:
@@ -231,10 +226,7 @@ class FastDDIMSampler:
             self._t_rows, self._t_index = install_time_table(model, [int(c["t"]) for c in self.coefs])
         self.fused_report = None
         self.group_norm_report = None
-        if eng.onepass_group_norm:
-            if cfg.fused_resnet:
-                raise FastSamplingError("onepass_group_norm and fused_resnet both replace the resnets' GroupNorm; "
-                                        "choose one")
+        if cfg.onepass_group_norm:  # the install report: SamplingConfig.onepass_group_norm, self.group_norm_report
             from maskpro_eval.sampling.group_norm import install_onepass_group_norm
             self.group_norm_report = install_onepass_group_norm(model)
         if cfg.fused_resnet:
@@ -462,7 +454,8 @@ class FastDDIMSampler:
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
                 **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
-                   if self.sampling.fused_resnet else {})}
+                   if self.sampling.fused_resnet else {}),
+                **({"onepass_group_norm": True} if self.sampling.onepass_group_norm else {})}
 
 
 _MODE_OPTIONS = {
