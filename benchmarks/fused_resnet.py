@@ -28,6 +28,14 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
     return float((a.double() - ref).norm() / ref.norm())
 
 
+def cuda_unet(model: str, dtype: str):
+    """``(device, torch dtype, UNet)``: ``benchmarks.models.load_model(model)`` on CUDA in ``dtype``, eval, no grad."""
+    from benchmarks.models import load_model
+    dev = torch.device("cuda")
+    unet, _ = load_model(model)
+    return dev, getattr(torch, dtype), unet.to(dev, getattr(torch, dtype)).eval().requires_grad_(False)
+
+
 def capture_resnet_inputs(unet, batch: int, dtype, device, seed: int = 0) -> dict:
     """``{name: (block, x, temb)}`` for every ResnetBlock2D, from one UNet call at ``batch`` (t = 500)."""
     from diffusers.models.resnet import ResnetBlock2D
@@ -70,14 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
-    from benchmarks.models import load_model
     from maskpro_eval.runtime.records import bench_record, write_record
     from maskpro_eval.sampling import fused_resnet as fr
 
-    dev = torch.device("cuda")
-    dtype = getattr(torch, args.dtype)
-    unet, _ = load_model(args.model)
-    unet = unet.to(dev, dtype).eval().requires_grad_(False)
+    dev, dtype, unet = cuda_unet(args.model, args.dtype)
     inputs = capture_resnet_inputs(unet, args.batch, dtype, dev)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     silus = [v.strip() for v in args.silu.split(",") if v.strip()]

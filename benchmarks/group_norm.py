@@ -55,16 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
-    from benchmarks.fused_resnet import _median_ms
-    from benchmarks.models import load_model
+    from benchmarks.fused_resnet import _median_ms, cuda_unet
     from maskpro_eval.runtime.records import bench_record, write_record
     from maskpro_eval.runtime.timing import device_info
     from maskpro_eval.sampling import group_norm as gn
 
-    dev = torch.device("cuda")
-    dtype = getattr(torch, args.dtype)
-    unet, _ = load_model(args.model)
-    unet = unet.to(dev, dtype).eval().requires_grad_(False)
+    dev, dtype, unet = cuda_unet(args.model, args.dtype)
     t_start = time.perf_counter()
     buf = torch.empty(1 << 28, dtype=torch.uint8, device=dev)
     copy_ms = _median_ms(lambda: buf.clone(), args.reps)

@@ -350,3 +350,15 @@ def save_mask_folder(masks: dict, folder: Path, style: str = "underscores") -> P
     for name, m in masks.items():
         torch.save(m, folder / f"{name.replace('.', '_') if style == 'underscores' else name}.pt")
     return folder
+
+
+def run_in_triton_interpreter(cases: Path, timeout: int = 900) -> None:
+    """Run the pytest file ``cases`` in a fresh process with ``TRITON_INTERPRET=1`` (Triton reads it when
+    ``triton`` is first imported) and assert that it passed, with nothing failed or skipped."""
+    import os
+    import subprocess
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(cases)],
+                       cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and " failed" not in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]

@@ -2,12 +2,11 @@
 what a machine without CUDA is told."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.builders import run_in_triton_interpreter
 
 pytestmark = pytest.mark.unit
 
@@ -18,11 +17,7 @@ CASES = Path(__file__).with_name("fused_resnet_cases.py")
 
 def test_fused_resnet_kernels_equal_the_unfused_modules_through_the_triton_interpreter():
     """tests/fused_resnet_cases.py under TRITON_INTERPRET=1 (which must be set before triton is imported)."""
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
-                       cwd=CASES.parent.parent, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
-    assert " passed" in r.stdout and " failed" not in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
+    run_in_triton_interpreter(CASES)
 
 
 def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):

@@ -2,12 +2,11 @@
 without CUDA is told, and on a GPU the DDPM CIFAR-10 UNet patched, compiled and sampled."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.builders import run_in_triton_interpreter, tiny_unet
 
 pytestmark = pytest.mark.unit
 
@@ -18,23 +17,18 @@ CASES = Path(__file__).with_name("group_norm_cases.py")
 
 def test_group_norm_kernel_equals_pytorch_through_the_triton_interpreter():
     """tests/group_norm_cases.py under TRITON_INTERPRET=1 (which must be set before triton is imported)."""
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
-                       cwd=CASES.parent.parent, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-3000:]
-    assert " passed" in r.stdout and " failed" not in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
+    run_in_triton_interpreter(CASES)
 
 
 def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):
-    from diffusers import UNet2DModel
-
+    """The reason names the device and the interpreter; install, the sampler and a clash with --fused-resnet
+    are refused."""
     from maskpro_eval.sampling import group_norm as gn
     from maskpro_eval.sampling.fast import FastDDIMSampler, FastSamplingError
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     why = gn.onepass_group_norm_unavailable("cpu")
     assert why and "not CUDA" in why and "TRITON_INTERPRET=1" in why
-    unet = UNet2DModel(sample_size=16, block_out_channels=(16, 32), norm_num_groups=8, layers_per_block=1,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    unet = tiny_unet()
     with pytest.raises(gn.GroupNormKernelError, match="not CUDA"):
         gn.install_onepass_group_norm(unet)
     with pytest.raises(gn.GroupNormKernelError, match="not CUDA"):

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
-from maskpro_eval.sampling.module_swap import restore_modules, swap_module
+from maskpro_eval.sampling.module_swap import swap_and_check
 from maskpro_eval.sampling.triton_loader import interpret, kernels_module
 
 __all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "default_block", "group_stats", "norm_scale_shift",
@@ -218,15 +218,10 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
 
 def _unsupported(block: nn.Module, hw: int | None) -> str | None:
     """Why this ResnetBlock2D cannot be fused (None when it can)."""
-    if getattr(block, "upsample", None) is not None or getattr(block, "downsample", None) is not None:
-        return "up/down-sampling inside the resnet"
-    if getattr(block, "time_embedding_norm", "default") != "default":
-        return f"time_embedding_norm={block.time_embedding_norm!r}"
-    if not isinstance(block.nonlinearity, nn.SiLU):
-        return f"activation {type(block.nonlinearity).__name__} (SiLU only)"
-    for name in ("norm1", "norm2"):
-        if type(getattr(block, name)) is not nn.GroupNorm:
-            return f"{name} is {type(getattr(block, name)).__name__} (GroupNorm only)"
+    from maskpro_eval.sampling.group_norm import resnet_pattern_unsupported
+    why = resnet_pattern_unsupported(block)
+    if why:
+        return why
     for name in ("conv1", "conv2"):
         c = getattr(block, name)
         if type(c) is not nn.Conv2d or c.kernel_size != (3, 3) or c.stride != (1, 1) or c.padding != (1, 1) \
@@ -316,26 +311,8 @@ def install_fused_resnets(unet: nn.Module, *, check: bool = True, probe_batch: i
     blocks = _resnets(unet)
     kept = {n: r for n, m in blocks.items() if (r := _unsupported(m, sizes.get(n)))}
     todo = [n for n in blocks if n not in kept]
-    if check:
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        xs = torch.randn(probe_batch, unet.config.in_channels, size, size, generator=g).to(p.device, p.dtype)
-        ts = torch.full((probe_batch,), 500, dtype=torch.long, device=p.device)
-        ref = unet(xs, ts).sample.float()
-    swapped = {}
-    for n in todo:
-        swapped[n] = swap_module(unet, n, FusedResnetBlock2D(unet.get_submodule(n), block_shape))
-    rel = None
-    if check:
-        try:
-            got = unet(xs, ts).sample.float()
-        except Exception:
-            restore_modules(swapped)
-            raise
-        rel = float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
-        tol = TOLERANCE.get(p.dtype, 1e-3)
-        if not (rel <= tol):
-            restore_modules(swapped)
-            raise FusedResnetError(f"fused ResnetBlock2D output differs from the unpatched UNet by {rel:.3g} "
-                                   f"(relative to max |output|; tolerance {tol:g} for {p.dtype}); model left unpatched")
+    rel = swap_and_check(unet, [(n, FusedResnetBlock2D(unet.get_submodule(n), block_shape)) for n in todo],
+                         check=check, tolerance=TOLERANCE, error=FusedResnetError, what="fused ResnetBlock2D",
+                         probe_batch=probe_batch, seed=seed)
     return {"fused": todo, "kept": kept, "check_rel_error": rel}
 

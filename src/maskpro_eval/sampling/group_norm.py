@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
-from maskpro_eval.sampling.module_swap import restore_modules, swap_module
+from maskpro_eval.sampling.module_swap import swap_and_check
 from maskpro_eval.sampling.triton_loader import interpret, kernels_module
 
 __all__ = ["GroupNormKernelError", "GroupNormAct", "GroupNormResnetBlock2D", "group_norm_act",
@@ -182,8 +182,9 @@ class GroupNormAct(nn.Module):
         return group_norm_act(x, n.num_groups, n.weight, n.bias, n.eps, silu=self.silu)
 
 
-def _resnet_unsupported(block: nn.Module) -> str | None:
-    """Why this ResnetBlock2D cannot run as :class:`GroupNormResnetBlock2D` (None when it can)."""
+def resnet_pattern_unsupported(block: nn.Module) -> str | None:
+    """Why a diffusers ``ResnetBlock2D`` is not the plain pattern the fast sampler's kernels stand in for
+    (None when it is): no up/down-sampling inside, default time-embedding norm, SiLU, GroupNorm norms."""
     if getattr(block, "upsample", None) is not None or getattr(block, "downsample", None) is not None:
         return "up/down-sampling inside the resnet"
     if getattr(block, "time_embedding_norm", "default") != "default":
@@ -191,9 +192,16 @@ def _resnet_unsupported(block: nn.Module) -> str | None:
     if not isinstance(block.nonlinearity, nn.SiLU):
         return f"activation {type(block.nonlinearity).__name__} (SiLU only)"
     for name in ("norm1", "norm2"):
-        n = getattr(block, name)
-        if type(n) is not nn.GroupNorm:
-            return f"{name} is {type(n).__name__} (GroupNorm only)"
+        if type(getattr(block, name)) is not nn.GroupNorm:
+            return f"{name} is {type(getattr(block, name)).__name__} (GroupNorm only)"
+    return None
+
+
+def _resnet_unsupported(block: nn.Module) -> str | None:
+    """Why this ResnetBlock2D cannot run as :class:`GroupNormResnetBlock2D` (None when it can)."""
+    why = resnet_pattern_unsupported(block)
+    if why:
+        return why
     if type(block.conv1) is not nn.Conv2d or block.conv1.bias is None:
         return "conv1 is not an nn.Conv2d with bias"
     return None
@@ -270,26 +278,6 @@ def install_onepass_group_norm(unet: nn.Module, *, check: bool = True, probe_bat
     if why:
         raise GroupNormKernelError(why)
     todo, kept = _plan(unet)
-    if check:
-        size = unet.config.sample_size
-        hw = (size, size) if isinstance(size, int) else tuple(size)
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        xs = torch.randn(probe_batch, unet.config.in_channels, *hw, generator=g).to(p.device, p.dtype)
-        ts = torch.full((probe_batch,), 500, dtype=torch.long, device=p.device)
-        ref = unet(xs, ts).sample.float()
-    swapped = [swap_module(unet, name, new) for name, new in todo]
-    rel = None
-    if check:
-        try:
-            got = unet(xs, ts).sample.float()
-        except Exception:
-            restore_modules(swapped)
-            raise
-        rel = float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
-        tol = TOLERANCE.get(p.dtype, 1e-3)
-        if not (rel <= tol):
-            restore_modules(swapped)
-            raise GroupNormKernelError(f"one-pass GroupNorm UNet output differs from the unpatched UNet by {rel:.3g} "
-                                       f"(relative to max |output|; tolerance {tol:g} for {p.dtype}); model left "
-                                       "unpatched")
+    rel = swap_and_check(unet, todo, check=check, tolerance=TOLERANCE, error=GroupNormKernelError,
+                         what="one-pass GroupNorm UNet", probe_batch=probe_batch, seed=seed)
     return {"swapped": [name for name, _ in todo], "kept": kept, "check_rel_error": rel}
