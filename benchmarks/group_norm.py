@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def ref_fn(x, add, w, b, groups):
         return F.silu(F.group_norm(x + add[:, :, None, None], groups, w, b, 1e-5))
-    compiled = None if args.no_compile else torch.compile(ref_fn, dynamic=False)
     rows = []
     for c, groups, h, w in gn_shapes(unet, dev, dtype):
+        torch._dynamo.reset()   # one compilation per shape (more shapes than dynamo's recompile limit)
+        compiled = None if args.no_compile else torch.compile(ref_fn, dynamic=False)
         g = torch.Generator(device="cpu").manual_seed(c * 100 + h)
         x = (torch.randn(args.batch, c, h, w, generator=g) * 2 + 0.5).to(dev, dtype).contiguous(
             memory_format=torch.channels_last)

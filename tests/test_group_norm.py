@@ -52,11 +52,13 @@ def test_onepass_group_norm_is_part_of_the_full_tier_protocol_and_store_key(tmp_
 
 def test_launch_configuration_covers_whole_groups():
     from maskpro_eval.sampling.group_norm import GroupNormKernelError, group_norm_config
-    c = group_norm_config(128, 32, 1024)          # the DDPM CIFAR-10 UNet's first level
-    assert (c["cpg"], c["gpp"], c["cp"], c["block_p"], c["one_pass"]) == (4, 4, 16, 1024, True)
-    c = group_norm_config(384, 32, 1024)          # group size 12: 2 groups in a 32-lane channel tile
-    assert (c["gpp"], c["cp"], c["one_pass"]) == (2, 32, False) and c["block_p"] * c["cp"] <= 16384
-    assert group_norm_config(384, 32, 256)["one_pass"]
+    c = group_norm_config(128, 32, 1024)          # the DDPM CIFAR-10 UNet's first level: 64 channels, 4 chunks
+    assert (c["cpg"], c["gpp"], c["cp"], c["block_p"], c["one_pass"], c["num_warps"]) == (4, 16, 64, 256, False, 8)
+    c = group_norm_config(256, 32, 64)            # 8x8: 16 channels, one pass
+    assert (c["gpp"], c["cp"], c["block_p"], c["one_pass"]) == (2, 16, 64, True)
+    c = group_norm_config(384, 32, 1024)          # group size 12: 6 groups in a 128-lane channel tile
+    assert (c["gpp"], c["cp"], c["one_pass"]) == (6, 128, False) and c["block_p"] * c["cp"] <= 16384
+    assert group_norm_config(384, 32, 64)["one_pass"]
     assert group_norm_config(64, 1, 4096)["gpp"] == 1   # one group of 64 channels
     with pytest.raises(GroupNormKernelError, match="do not split"):
         group_norm_config(30, 4, 16)
@@ -85,9 +87,10 @@ def test_on_cuda_every_group_norm_shape_of_ddpm_cifar10_matches_pytorch_and_comp
 
     def step(x, add, w, b, groups):
         return gn.group_norm_act(x, groups, w, b, 1e-5, add=add, silu=True)
-    compiled = torch.compile(step, fullgraph=True, dynamic=False)
     bad = []
     for c, groups, h, w in shapes:
+        torch._dynamo.reset()   # one compilation per shape (more shapes than dynamo's recompile limit)
+        compiled = torch.compile(step, fullgraph=True, dynamic=False)
         g = torch.Generator(device="cpu").manual_seed(c + h)
         x = (torch.randn(64, c, h, w, generator=g) * 2 + 1).cuda().half().contiguous(memory_format=torch.channels_last)
         add = torch.randn(64, c, generator=g).cuda().half()

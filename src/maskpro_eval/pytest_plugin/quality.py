@@ -37,7 +37,8 @@ def pytest_addoption(parser):
                      "the unfused UNet at start)")
     g.addoption("--onepass-group-norm", action="store_true",
                 help="run every GroupNorm (+ SiLU, + the resnets' bias/time add) as one Triton kernel that reads "
-                     "the activation once (fast backend, CUDA; checked against the unpatched UNet at start)")
+                     "the activation once (fast backend, CUDA; checked against the unpatched UNet at start; slower "
+                     "than --compile-sampler alone today, benchmarks/README.md)")
     g.addoption("--fid-ref", default=None,
                 help="reference set: .npz (mu/sigma or images), image folder, cifar-10-batches-py folder "
                      "(add :test for the test split), or 'baseline' (default with the demo zoo: its held-out digits)")

@@ -47,8 +47,11 @@ __all__ = ["GroupNormKernelError", "GroupNormAct", "GroupNormResnetBlock2D", "gr
 
 #: largest tile (pixels x channels) one program keeps in registers; beyond it the chunked two-read path
 ONE_PASS_MAX_ELEMENTS = 16384
-#: channels one program reads per pixel, at least (16 float16 = one 32-byte sector)
-_MIN_CHANNELS_PER_PROGRAM = 16
+#: channels one program reads per pixel, at least: 64 for layers of >= 256 pixels, 16 (one 32-byte sector of
+#: float16) for smaller ones. H100, B = 1024, float16, DDPM CIFAR-10 shapes (benchmarks/README.md, 2026-12-07):
+#: 64 channels and 8 warps ran 128@32x32 in 0.41 ms vs 0.65 ms with 16, 256@16x16 in 0.18 vs 0.36, 512@16x16
+#: in 0.30 vs 0.67; at 8x8 and 4x4 16 channels were faster (256@8x8 0.09 vs 0.12 ms)
+_MIN_CHANNELS_PER_PROGRAM = {256: 64, 0: 16}
 #: max |patched - original| / max |original| allowed by the install check, per UNet dtype
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}
 
@@ -91,7 +94,8 @@ def group_norm_config(channels: int, groups: int, pixels: int,
         raise GroupNormKernelError(f"{channels} channels do not split into {groups} groups")
     cpg = channels // groups
     cp_req, bp_req, nw_req = (list(config) + [0, 0, 0])[:3] if config else (0, 0, 0)
-    gpp = min(groups, max(1, -(-(int(cp_req) or _MIN_CHANNELS_PER_PROGRAM) // cpg)))
+    min_cp = next(v for p, v in _MIN_CHANNELS_PER_PROGRAM.items() if pixels >= p)
+    gpp = min(groups, max(1, -(-(int(cp_req) or min_cp) // cpg)))
     cp = _next_pow2(gpp * cpg)
     block_p = int(bp_req) or min(_next_pow2(pixels), max(1, ONE_PASS_MAX_ELEMENTS // cp))
     if not _pow2(block_p):
@@ -114,7 +118,12 @@ def _group_norm_act_op(x: torch.Tensor, add: Optional[torch.Tensor], weight: Opt
                        bias: Optional[torch.Tensor], groups: int, eps: float, silu: bool,
                        config: Optional[list[int]]) -> torch.Tensor:
     bsz, c = x.shape[0], x.shape[1]
-    x3 = x.reshape(bsz, c, -1)  # a view for NCHW and channels-last alike (H and W merge)
+    if x.dim() == 4:
+        # channels-last: a pixel's channels contiguous (the kernel's loads). A no-op for a channels-last
+        # tensor; under torch.compile it makes inductor write the producing kernel's output in this layout
+        # instead of a layout it is free to choose (NCHW), which the kernel would read uncoalesced
+        x = x.contiguous(memory_format=torch.channels_last)
+    x3 = x.reshape(bsz, c, -1)  # a view (H and W merge)
     pixels = x3.shape[2]
     y3 = torch.empty_like(x3)
     cfg = group_norm_config(c, groups, pixels, config)
@@ -136,7 +145,8 @@ def group_norm_act(x: torch.Tensor, groups: int, weight: torch.Tensor | None = N
     """``silu(group_norm(x + add[:, :, None, ...], groups, weight, bias, eps))`` in one read and one write of
     ``x`` (Triton; :func:`group_norm_act_reference` is the same in PyTorch).
 
-    ``x``: (B, C, *spatial), any dtype Triton loads, NCHW or channels-last (the output keeps ``x``'s layout);
+    ``x``: (B, C, *spatial), any dtype Triton loads; a 4-D ``x`` is made channels-last (a copy for NCHW) and
+    so is the output, a 3-D one keeps its strides;
     ``add``: (B, C) added to every pixel before the statistics (any strides, e.g. a batch stride of 0);
     ``weight``/``bias``: the affine map (C,) (both or neither); ``silu``: SiLU after it; ``config``: see
     :func:`group_norm_config`. Statistics in float32."""
