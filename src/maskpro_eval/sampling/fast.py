@@ -73,8 +73,8 @@ class FastEngineOptions:
         cudnn_benchmark: let cuDNN time its convolution algorithms per shape (``torch.backends.cudnn.benchmark``)
             while sampling; restored afterwards.
         cuda_graph: capture the UNet call in a CUDA graph (static buffers) and replay it.
-        channels_last: run the UNet in channels-last memory format (always on with ``fused_resnet``: the fused
-            kernels load a pixel's channels contiguously, the K dimension of their implicit GEMM).
+        channels_last: run the UNet in channels-last memory format (always on with ``fused_resnet`` and
+            ``onepass_group_norm``: their kernels load a pixel's channels contiguously).
         pad_last_batch: pad a partial last batch to ``batch_size`` (None: on CUDA only).
         allow_tf32: set TF32 for fp32 matmuls/convs during sampling (None: leave PyTorch's flags).
         time_table: compute the time embedding once per DDIM step for the whole batch (every sample shares
@@ -216,7 +216,7 @@ class FastDDIMSampler:
                 model = model.to(self.dtype)
             finally:
                 dl.setLevel(level)
-        self.channels_last = bool(eng.channels_last or cfg.fused_resnet)
+        self.channels_last = bool(eng.channels_last or cfg.fused_resnet or cfg.onepass_group_norm)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)

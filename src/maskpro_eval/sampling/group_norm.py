@@ -4,11 +4,17 @@ Under ``torch.compile`` every ``GroupNorm`` of the UNet is two inductor kernels:
 activation for the per-(sample, group) statistics, then a pointwise pass that reads it again and writes
 ``silu(norm(x))``. The reductions alone were 6.7 ms of a ~40 ms UNet call at B = 1024 on an H100, at 41 % of
 the copy bandwidth (``benchmarks/README.md``). Here one Triton program holds GPP consecutive groups of one
-sample (all their pixels, ``GPP x CPG`` channels, any group size) in registers: it reads the tile once, forms the mean and the
-centred second moment from the registers (exact two-pass variance, no ``E[x^2] - E[x]^2``), normalises,
-applies the affine map and SiLU, and writes once. A sample's group of the DDPM CIFAR-10 UNet is at most
-16 K elements (32x32 pixels x 4 channels x 4 groups per program), so it fits; larger tiles (bigger images)
-fall back to chunks: chunk means/M2 merged by Chan's formula, then a second read.
+sample (``GPP x CPG`` channels, any group size): when all their pixels fit in a 16 K-element tile it reads the
+tile once, forms the mean and the centred second moment from the registers (exact two-pass variance, no
+``E[x^2] - E[x]^2``), normalises, applies the affine map and SiLU, and writes once; a larger tile goes in chunks
+(chunk means/M2 merged by Chan's formula, then a second read, mostly from L2). The launch heuristic
+(:func:`group_norm_config`, from an H100 sweep) takes 64 channels per program for layers of >= 256 pixels, so a
+32x32 layer of the DDPM CIFAR-10 UNet goes in 4 chunks of 256 pixels, and 16 channels below.
+
+Measured (``benchmarks/README.md``, H100, 2026-12-07): the kernel alone is 1.4-1.5x faster than inductor's two
+GroupNorm kernels at the large shapes, but the compiled UNet with it is slower (0.74x): inductor had fused the
+adds and concatenations around each GroupNorm into its kernels, and they cannot fuse into an opaque op. Hence
+off by default (``--onepass-group-norm``).
 
 What it replaces in a ``ResnetBlock2D`` (:class:`GroupNormResnetBlock2D`, same parameters, eval only)::
 
