@@ -62,11 +62,18 @@ def shape_key(block, x) -> str:
     return f"{x.shape[1]}->{block.conv1.out_channels}@{x.shape[2]}x{x.shape[3]}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def kernel_bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every per-layer kernel benchmark takes: ``--model``, ``--batch``, ``--dtype``, ``--out``."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--model", default="ddpm-cifar10")
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    p.add_argument("--out", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = kernel_bench_parser(__doc__)
     p.add_argument("--configs", default="64,64,32,4,3;128,64,32,4,3;128,128,32,8,3;128,128,64,8,3;64,128,64,4,3",
                    help="fused tiles BM,BN,BK,warps,stages separated by ';'")
     p.add_argument("--reps", type=int, default=10)
@@ -75,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shapes", default=None, help="only these resnet shapes, e.g. '128->128@32x32;256->256@16x16'")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile'd block")
     p.add_argument("--ref-batch", type=int, default=16, help="samples of the float64 correctness reference")
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
     from maskpro_eval.runtime.records import bench_record, write_record

@@ -14,7 +14,6 @@ One record of schema ``maskpro-eval-bench/1`` (name ``group-norm``), one row per
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -44,15 +43,12 @@ def gn_shapes(unet, device, dtype) -> list[tuple[int, int, int, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="ddpm-cifar10")
-    p.add_argument("--batch", type=int, default=1024)
-    p.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
+    from benchmarks.fused_resnet import kernel_bench_parser
+    p = kernel_bench_parser(__doc__)
     p.add_argument("--configs", default="8,0,0;16,0,4;16,0,8;32,0,4;32,0,8;64,0,8;64,0,16",
                    help="launch configs channels_per_program,block_pixels,num_warps (0 = heuristic) separated by ';'")
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--no-compile", action="store_true", help="skip inductor's GroupNorm")
-    p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
     from benchmarks.fused_resnet import _median_ms, cuda_unet
