@@ -70,20 +70,17 @@ def main(argv=None) -> dict:
                       "--device", a.device]
             if a.inception_weights:
                 argv_d += ["--inception-weights", a.inception_weights]
-            if a.compile_fast and dt != dtypes[0]:
-                argv_d.append("--compile")
-            if a.fused_fast and dt != dtypes[0]:
-                argv_d.append("--fused-resnet")
-            if a.onepass_gn_fast and dt != dtypes[0]:
-                argv_d.append("--onepass-group-norm")
+            fast = dt != dtypes[0]   # the options below apply to the non-reference precisions only
+            fused, onepass = bool(fast and a.fused_fast), bool(fast and a.onepass_gn_fast)
+            argv_d += (["--compile"] if fast and a.compile_fast else []) + (["--fused-resnet"] if fused else []) \
+                + (["--onepass-group-norm"] if onepass else [])
             rec = distributed.main(argv_d)
             with np.load(f) as z:
                 stats[(dt, s)] = tuple(torch.from_numpy(z[k]).to(a.device) for k in ("mu", "sigma"))
             runs[f"{dt}_s{s}"] = {"fid_vs_heldout": frechet_distance_torch(*stats[(dt, s)], mu_r, sig_r),
                                   "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
                                   "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
-                                  "compile": rec["compile"], "fused_resnet": bool(a.fused_fast and dt != dtypes[0]),
-                                  "onepass_group_norm": bool(a.onepass_gn_fast and dt != dtypes[0]),
+                                  "compile": rec["compile"], "fused_resnet": fused, "onepass_group_norm": onepass,
                                   "features_sha256": rec["features_sha256"]}
             print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
             if a.out:   # the sets so far, in case the call is cut short (rewritten complete at the end)

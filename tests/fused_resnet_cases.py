@@ -16,9 +16,10 @@ pytestmark = pytest.mark.unit
 pytest.importorskip("triton", reason="pip install triton (test extra)")
 
 from maskpro_eval.sampling import fused_resnet as fr  # noqa: E402
+from maskpro_eval.sampling.triton_loader import interpret  # noqa: E402
 
 
-if not fr._interpret():
+if not interpret():
     pytest.exit("run with TRITON_INTERPRET=1 set before Python starts (tests/test_fused_resnet.py does)", returncode=3)
 
 

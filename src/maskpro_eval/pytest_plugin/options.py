@@ -137,18 +137,18 @@ def _check_device(text: str) -> None:
 def _check_triton_kernels(config) -> None:
     """``--fused-resnet`` / ``--onepass-group-norm`` need the fast backend and a device where the Triton kernels
     run; they exclude each other."""
-    from maskpro_eval.sampling.fused_resnet import fused_resnet_unavailable
-    from maskpro_eval.sampling.group_norm import onepass_group_norm_unavailable
-    given = [(opt, unavailable) for opt, unavailable in (("--fused-resnet", fused_resnet_unavailable),
-                                                         ("--onepass-group-norm", onepass_group_norm_unavailable))
-             if config.getoption(opt, default=False)]
+    import importlib
+    given = [(opt, module, fn) for opt, module, fn in (
+        ("--fused-resnet", "maskpro_eval.sampling.fused_resnet", "fused_resnet_unavailable"),
+        ("--onepass-group-norm", "maskpro_eval.sampling.group_norm", "onepass_group_norm_unavailable"))
+        if config.getoption(opt, default=False)]   # their modules are imported only when asked for
     if len(given) > 1:
         raise ValueError("--fused-resnet and --onepass-group-norm both replace the resnets' GroupNorm. "
                          "Fix: give one of them")
-    for opt, unavailable in given:
+    for opt, module, fn in given:
         if config.getoption("--sampling-backend", default="standard") != "fast":
             raise ValueError(f"{opt} runs inside the fast sampler. Fix: add --sampling-backend fast")
-        why = unavailable(config.getoption("--device"))
+        why = getattr(importlib.import_module(module), fn)(config.getoption("--device"))
         if why:
             raise ValueError(f"{opt}: {why}. Fix: --device cuda on a machine with an NVIDIA GPU, or drop {opt}")
 

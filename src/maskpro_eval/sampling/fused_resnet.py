@@ -40,7 +40,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
-from maskpro_eval.sampling.triton_loader import interpret, kernels_module
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
 
 __all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "default_block", "group_stats", "norm_scale_shift",
            "install_fused_resnets", "fused_resnet_unavailable", "TOLERANCE", "pack_conv3x3_weight"]
@@ -55,10 +55,6 @@ class FusedResnetError(MaskProEvalError):
     """The fused ResnetBlock2D cannot run here or cannot stand in for this UNet's blocks."""
 
 
-def _interpret() -> bool:
-    return interpret()
-
-
 def fused_resnet_unavailable(device: Any) -> str | None:
     """Why the fused blocks cannot run on ``device`` (None when they can)."""
     try:
@@ -68,7 +64,7 @@ def fused_resnet_unavailable(device: Any) -> str | None:
     dev = torch.device(device)
     if dev.type == "cuda":
         return None
-    if _interpret():
+    if interpret():
         return None
     return (f"fused ResnetBlock2D kernels are Triton GPU kernels; device {dev} is not CUDA "
             "(on a CPU they run only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
@@ -84,13 +80,6 @@ def _strides4(t: torch.Tensor) -> tuple[int, int, int, int]:
     return tuple(int(s) for s in t.stride())  # (b, c, h, w) of a logical NCHW tensor, any memory format
 
 
-def _pow2_at_least(n: int, lo: int) -> int:
-    p = lo
-    while p < n:
-        p *= 2
-    return p
-
-
 def group_stats(x: torch.Tensor, groups: int) -> torch.Tensor:
     """``(B, groups, 2)`` float32: per (sample, group) sum and sum of squares of ``x`` (B, C, H, W).
 
@@ -100,9 +89,9 @@ def group_stats(x: torch.Tensor, groups: int) -> torch.Tensor:
     if c % groups:
         raise FusedResnetError(f"{c} channels do not split into {groups} groups")
     stats = torch.empty(bsz, c, 2, dtype=torch.float32, device=x.device)
-    _, kernel = _kernels(_interpret())
-    block_c = _pow2_at_least(c, 16)
-    block_p = max(1, min(_pow2_at_least(h * w, 1), 4096 // block_c))
+    _, kernel = _kernels(interpret())
+    block_c = pow2_at_least(c, 16)
+    block_p = max(1, min(pow2_at_least(h * w, 1), 4096 // block_c))
     kernel[(bsz,)](x, stats, w, *_strides4(x), HW=h * w, C=c, BLOCK_P=block_p, BLOCK_C=block_c)
     return stats.view(bsz, groups, c // groups, 2).sum(dim=2)
 
@@ -145,7 +134,7 @@ def default_block(hw: int, cout: int) -> tuple[int, int, int, int, int]:
     if cout > 128 and hw % 128 == 0:
         return 128, 256, 32, 8, 3
     bm = next((m for m in (64, 32, 16) if hw % m == 0), _MIN_M)
-    return bm, min(128, _pow2_at_least(cout, 16)), 32, 4, 3
+    return bm, min(128, pow2_at_least(cout, 16)), 32, 4, 3
 
 
 def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
@@ -178,8 +167,8 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     bm = min(bm, hw)
     if hw % _MIN_M or hw % bm:
         raise FusedResnetError(f"H*W = {h}x{w} is not a multiple of the {bm}-pixel tile (needs a multiple of 16)")
-    bk = max(16, min(bk, _pow2_at_least(cin, 16)))
-    bn = max(16, min(bn, _pow2_at_least(cout, 16)))
+    bk = max(16, min(bk, pow2_at_least(cin, 16)))
+    bn = max(16, min(bn, pow2_at_least(cout, 16)))
     if out is None:
         fmt = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
                else torch.contiguous_format)
@@ -200,7 +189,7 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
     res = residual if residual is not None else out
     if residual is not None and residual.shape != (bsz, cout, h, w):
         raise FusedResnetError(f"residual shape {tuple(residual.shape)}; expected {(bsz, cout, h, w)}")
-    kernel, _ = _kernels(_interpret())
+    kernel, _ = _kernels(interpret())
     grid = (bsz * (hw // bm), -(-cout // bn))
     kernel[grid](x, packed_weight, bias, sc, sh, temb if temb is not None else dummy, res, out,
                  stats if stats is not None else dummy,
@@ -209,7 +198,7 @@ def conv3x3(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor, *,
                  1.0 / float(output_scale_factor), CIN=cin,
                  HAS_NORM=scale_shift is not None, HAS_SILU=bool(silu), HAS_TEMB=temb is not None,
                  HAS_RES=residual is not None, HAS_STATS=stats is not None,
-                 FAST_SILU=(not _interpret()) if fast_silu is None else (bool(fast_silu) and not _interpret()),
+                 FAST_SILU=(not interpret()) if fast_silu is None else (bool(fast_silu) and not interpret()),
                  BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **launch)
     if stats is not None:
         stats = stats.view(bsz, stats_groups, cout // stats_groups, 2).sum(dim=2)

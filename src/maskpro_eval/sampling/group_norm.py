@@ -45,7 +45,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
-from maskpro_eval.sampling.triton_loader import interpret, kernels_module
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
 
 __all__ = ["GroupNormKernelError", "GroupNormAct", "GroupNormResnetBlock2D", "group_norm_act",
            "group_norm_act_reference", "group_norm_config", "install_onepass_group_norm",
@@ -82,13 +82,6 @@ def _pow2(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-def _next_pow2(n: int) -> int:
-    p = 1
-    while p < n:
-        p *= 2
-    return p
-
-
 def group_norm_config(channels: int, groups: int, pixels: int,
                       config: tuple[int, ...] | list[int] | None = None) -> dict:
     """Launch configuration of :func:`group_norm_act` for ``(B, channels, pixels)``: ``{"cpg", "gpp", "cp",
@@ -102,13 +95,13 @@ def group_norm_config(channels: int, groups: int, pixels: int,
     cp_req, bp_req, nw_req = (list(config) + [0, 0, 0])[:3] if config else (0, 0, 0)
     min_cp = next(v for p, v in _MIN_CHANNELS_PER_PROGRAM.items() if pixels >= p)
     gpp = min(groups, max(1, -(-(int(cp_req) or min_cp) // cpg)))
-    cp = _next_pow2(gpp * cpg)
-    block_p = int(bp_req) or min(_next_pow2(pixels), max(1, ONE_PASS_MAX_ELEMENTS // cp))
+    cp = pow2_at_least(gpp * cpg)
+    block_p = int(bp_req) or min(pow2_at_least(pixels), max(1, ONE_PASS_MAX_ELEMENTS // cp))
     if not _pow2(block_p):
         raise GroupNormKernelError(f"block of {block_p} pixels is not a power of two")
     elems = block_p * cp
     num_warps = int(nw_req) or (8 if elems >= 8192 else 4 if elems >= 2048 else 2)
-    return {"cpg": cpg, "gpp": gpp, "cp": cp, "gp2": _next_pow2(gpp), "block_p": block_p,
+    return {"cpg": cpg, "gpp": gpp, "cp": cp, "gp2": pow2_at_least(gpp), "block_p": block_p,
             "one_pass": block_p >= pixels, "num_warps": num_warps}
 
 

@@ -20,11 +20,9 @@ def swap_module(root: nn.Module, name: str, new: nn.Module) -> tuple[nn.Module, 
     return parent, child, orig
 
 
-def restore_modules(swapped) -> None:
-    """Undo :func:`swap_module` for each ``(parent, child, original)`` (an iterable, or a dict's values),
-    last swap first."""
-    entries = list(swapped.values()) if isinstance(swapped, dict) else list(swapped)
-    for parent, child, orig in reversed(entries):
+def restore_modules(swapped: list[tuple[nn.Module, str, nn.Module]]) -> None:
+    """Undo :func:`swap_module` for each ``(parent, child, original)`` it returned, last swap first."""
+    for parent, child, orig in reversed(swapped):
         if child.isdigit():
             parent[int(child)] = orig
         else:

@@ -1,4 +1,5 @@
-"""Load a module of Triton kernels under the current interpreter setting.
+"""Load a module of Triton kernels under the current interpreter setting; the power-of-two tile sizes their
+launchers share.
 
 Triton reads ``TRITON_INTERPRET`` when a kernel is decorated, so a kernels module imported once keeps the
 setting it was imported under. :func:`kernels_module` reloads it when the setting changed since (tests flip
@@ -10,7 +11,7 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["interpret", "kernels_module"]
+__all__ = ["interpret", "kernels_module", "pow2_at_least"]
 
 
 def interpret() -> bool:
@@ -25,3 +26,11 @@ def kernels_module(name: str, interpreted: bool) -> ModuleType:
     if getattr(mod, "INTERPRET", None) != interpreted:
         mod = importlib.reload(mod)
     return mod
+
+
+def pow2_at_least(n: int, lo: int = 1) -> int:
+    """The smallest power of two >= ``max(n, lo)`` (``lo`` a power of two): a Triton block size."""
+    p = lo
+    while p < n:
+        p *= 2
+    return p
