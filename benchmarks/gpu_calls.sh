@@ -8,11 +8,12 @@
 #   groupnorm    one-pass GroupNorm kernel vs inductor per GroupNorm shape (benchmarks/group_norm.py)
 #   fused        per-resnet benchmark of the fused block (benchmarks/fused_resnet.py): tile sweep on two
 #                shapes (fast and exact SiLU), then every shape at the short list of tiles
+#   tmaconv      TMA implicit-GEMM 3x3 convolutions vs cuDNN per convolution shape (benchmarks/tma_conv.py)
 #   settings     whole-UNet settings, one process each (cold compile): compile+fp16 and the fused ones
 #   kernels      inductor's Triton kernels of one compiled UNet call in GB/s (python -m benchmarks kernels)
 #   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FULL_ARGS extra),
 #                inductor's on-disk cache in $CCACHE (default /root/ccache): COLD=1 empties it first
-# Environment: GPUTESTS (test files), GN_CONFIGS (launch configs for `groupnorm`), FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
+# Environment: GPUTESTS (test files), TC_CONFIGS (tiles for `tmaconv`), GN_CONFIGS (launch configs for `groupnorm`), FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
 #              RUN_NAME (full50k's output names), CCACHE, COLD.
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu_out}"
@@ -57,6 +58,11 @@ stage_fused() {
   timeout 150 $PY -m benchmarks.fused_resnet --batch 1024 --dtype float16 --channels-last --reps 10 --no-compile \
     --configs "${FR_SHORT:-128,128,32,8,3;64,256,32,8,3}" --silu "${FR_SILU:-fast,exact}" --out "$OUT/fr_all.json" \
     2>&1 | grep -v -i warn | tee "$OUT/fr_all.log"
+}
+
+stage_tmaconv() {
+  timeout "${TC_TIMEOUT:-400}" $PY -m benchmarks.tma_conv --batch 1024 --dtype float16 --reps 20 \
+    ${TC_CONFIGS:+--configs "$TC_CONFIGS"} --out "$OUT/tma_conv.json" 2>&1 | grep -v -i warn | tee "$OUT/tma_conv.log"
 }
 
 stage_settings() {

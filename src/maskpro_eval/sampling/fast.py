@@ -83,6 +83,12 @@ class FastEngineOptions:
         fused_block: the tile of the fused convolutions that ``SamplingConfig.fused_resnet`` (the one switch,
             part of the protocol; keyword ``fused_resnet=``) turns on; the install report is
             ``FastDDIMSampler.fused_report``. Tile ``(BLOCK_M, BLOCK_N, BLOCK_K[, num_warps[, num_stages]])``.
+        tma_conv: run the UNet's 3x3 stride-1 convolutions (C_in, C_out multiples of 8) as TMA-fed implicit
+            GEMMs in Triton instead of cuDNN (:mod:`maskpro_eval.sampling.tma_conv`; Hopper GPUs, float16/
+            bfloat16; launch configuration timed per shape on the first call; checked against the unpatched
+            UNet when installed; install report ``FastDDIMSampler.tma_conv_report``). Like ``cudnn_benchmark``
+            it changes only which kernel computes a convolution (float32 accumulation either way). ``True`` or
+            ``"4d"``: the 4-D-box kernel; ``"padded"``: the 2-D kernel over a zero-padded input.
     """
 
     autocast: bool = False
@@ -95,6 +101,7 @@ class FastEngineOptions:
     allow_tf32: bool | None = None
     time_table: bool = False
     fused_block: tuple | None = None
+    tma_conv: bool | str = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,8 +210,14 @@ class FastDDIMSampler:
         self.clip = bool(self.scheduler.config.clip_sample)
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
+        if eng.tma_conv not in (False, True, "4d", "padded"):
+            raise FastSamplingError(f"tma_conv={eng.tma_conv!r}; expected False, True, '4d' or 'padded'")
+        if eng.tma_conv and (cfg.fused_resnet or cfg.onepass_group_norm):
+            raise FastSamplingError("tma_conv replaces the convolutions that fused_resnet and onepass_group_norm "
+                                    "call themselves; choose one")
         needs_copy = (device != p_device or (self.dtype != p_dtype and not eng.autocast) or cfg.compile
-                      or eng.channels_last or eng.time_table or cfg.fused_resnet or cfg.onepass_group_norm)
+                      or eng.channels_last or eng.time_table or cfg.fused_resnet or cfg.onepass_group_norm
+                      or eng.tma_conv)
         model = copy.deepcopy(unet) if needs_copy else unet
         model = model.to(device)
         if not eng.autocast and self.dtype != p_dtype:
@@ -216,7 +229,7 @@ class FastDDIMSampler:
                 model = model.to(self.dtype)
             finally:
                 dl.setLevel(level)
-        self.channels_last = bool(eng.channels_last or cfg.fused_resnet or cfg.onepass_group_norm)
+        self.channels_last = bool(eng.channels_last or cfg.fused_resnet or cfg.onepass_group_norm or eng.tma_conv)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.eval().requires_grad_(False)
@@ -233,6 +246,10 @@ class FastDDIMSampler:
             from maskpro_eval.sampling.fused_resnet import install_fused_resnets
             kw = {"block_shape": tuple(eng.fused_block)} if eng.fused_block else {}
             self.fused_report = install_fused_resnets(model, **kw)
+        self.tma_conv_report = None
+        if eng.tma_conv:
+            from maskpro_eval.sampling.tma_conv import install_tma_conv
+            self.tma_conv_report = install_tma_conv(model, padded=eng.tma_conv == "padded")
         self.model = model
         self.in_dtype = torch.float32 if eng.autocast else self.dtype
         self._fwd = self._make_forward()

@@ -1,0 +1,139 @@
+"""TMA implicit-GEMM 3x3 convolutions (``maskpro_eval.sampling.tma_conv``) against cuDNN, per 3x3 convolution shape
+of a UNet at a sampling batch (GPU only).
+
+For every distinct (C_in, C_out, H x W) of the UNet's 3x3 stride-1 convolutions with C_in, C_out multiples of 8
+(one probe call at B = 2; counted per UNet call), at ``--batch``, channels-last, ``--dtype``, median ms by CUDA
+events of: cuDNN (``F.conv2d`` with bias, as inductor calls it), cuBLAS on the GEMM of the same M x K x N
+(M = B*H*W pixels, K = 9*C_in, N = C_out: a ceiling without the convolution's gather), the 4-D TMA kernel at each
+``--configs`` entry, and the padded 2-D TMA kernel at each entry (the input padded beforehand; the padding pass
+timed apart). TFLOP/s = 2 M K N / time. Error: max |y - ref| / max |ref| against a float32 cuDNN convolution
+(TF32 off), beside cuDNN's own in ``--dtype``. The last lines: per shape the best TMA configuration, and the
+UNet call's total 3x3-convolution time by cuDNN and by the best TMA kernels (times the shape counts).
+
+    python -m benchmarks.tma_conv --model ddpm-cifar10 --batch 1024 --dtype float16 --out tma_conv.json
+
+One record of schema ``maskpro-eval-bench/1`` (name ``tma-conv``), one row per shape.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CONFIGS = "128,128,64,8,4;128,128,64,4,4;128,256,64,8,3;256,128,64,8,3;64,128,64,4,4;128,128,32,4,5;128,64,64,4,4"
+
+
+def conv_shapes(unet, device, dtype) -> dict[tuple[int, int, int, int], int]:
+    """``{(C_in, C_out, H, W): count}`` of the UNet's 3x3 stride-1 padding-1 convolutions (C_in, C_out % 8 == 0)."""
+    from torch import nn
+    seen: dict = {}
+    hooks = []
+    for m in unet.modules():
+        if (type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1)
+                and m.in_channels % 8 == 0 and m.out_channels % 8 == 0):
+            def hook(mod, args):
+                key = (mod.in_channels, mod.out_channels) + tuple(args[0].shape[2:])
+                seen[key] = seen.get(key, 0) + 1
+            hooks.append(m.register_forward_pre_hook(hook))
+    s = unet.config.sample_size
+    with torch.inference_mode():
+        unet(torch.zeros(2, unet.config.in_channels, s, s, device=device, dtype=dtype),
+             torch.full((2,), 500, device=device))
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmarks.fused_resnet import kernel_bench_parser
+    p = kernel_bench_parser(__doc__)
+    p.add_argument("--configs", default=DEFAULT_CONFIGS, help="BM,BN,BK,warps,stages separated by ';'")
+    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--shapes", default=None, help="only these shapes, e.g. '128->128@32x32;256->256@16x16'")
+    p.add_argument("--no-padded", action="store_true", help="skip the padded 2-D variant")
+    args = p.parse_args(argv)
+
+    from benchmarks.fused_resnet import _median_ms, cuda_unet
+    from maskpro_eval.runtime.records import bench_record, write_record
+    from maskpro_eval.runtime.timing import device_info
+    from maskpro_eval.sampling import tma_conv as tc
+
+    dev, dtype, unet = cuda_unet(args.model, args.dtype)
+    t_start = time.perf_counter()
+    configs = [tc.TmaConvConfig(*(int(v) for v in c.split(","))) for c in args.configs.split(";") if c]
+    wanted = set(args.shapes.split(";")) if args.shapes else None
+    rows = []
+    total_cudnn = total_best = 0.0
+    for (c_in, c_out, h, w), count in conv_shapes(unet, dev, dtype).items():
+        name = f"{c_in}->{c_out}@{h}x{w}"
+        if wanted and name not in wanted:
+            continue
+        g = torch.Generator(device="cpu").manual_seed(c_in * 7 + c_out + h)
+        x = torch.randn(args.batch, c_in, h, w, generator=g).to(dev, dtype).contiguous(
+            memory_format=torch.channels_last)
+        wt = (torch.randn(c_out, c_in, 3, 3, generator=g) / (3 * c_in ** 0.5)).to(dev, dtype)
+        b = torch.randn(c_out, generator=g).to(dev, dtype)
+        wcl = wt.contiguous(memory_format=torch.channels_last)
+        wk = tc.pack_weight(wt)
+        m, k = args.batch * h * w, 9 * c_in
+        flops = 2.0 * m * k * c_out
+        tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False
+        with torch.inference_mode():
+            ref = F.conv2d(x.float(), wt.float(), b.float(), padding=1)
+        torch.backends.cudnn.allow_tf32 = tf32
+        scale = float(ref.abs().max())
+
+        def err(y):
+            return float((y.float() - ref).abs().max()) / scale
+        row = {"shape": name, "count": count, "batch": args.batch, "gflop": flops / 1e9}
+        with torch.inference_mode():
+            row["cudnn_ms"] = _median_ms(lambda: F.conv2d(x, wcl, b, padding=1), args.reps)
+            row["cudnn_err"] = err(F.conv2d(x, wcl, b, padding=1))
+            a2 = torch.randn(m, k, device=dev, dtype=dtype)
+            b2 = torch.randn(k, c_out, device=dev, dtype=dtype)
+            row["cublas_gemm_ms"] = _median_ms(lambda: a2 @ b2, args.reps)
+            del a2, b2
+            xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous()
+            if not args.no_padded:
+                row["pad_pass_ms"] = _median_ms(
+                    lambda: F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous(), args.reps)
+            for cfg in configs:
+                tag = ",".join(map(str, cfg))
+                variants = [("tma4d", lambda: tc.conv3x3_tma(x, wk, b, config=cfg))]
+                if not args.no_padded:
+                    variants.append(("padded", lambda: tc.conv3x3_tma_padded(x, wk, b, config=cfg, padded=xp)))
+                for vname, fn in variants:
+                    try:
+                        e = err(fn())
+                        row[f"{vname}_ms[{tag}]"] = _median_ms(fn, args.reps)
+                        row[f"{vname}_err[{tag}]"] = e
+                    except Exception as ex:  # noqa: BLE001 - a config that does not build is a figure too
+                        row[f"{vname}_error[{tag}]"] = f"{type(ex).__name__}: {str(ex)[:200]}"
+        for key in ("cudnn", "cublas_gemm"):
+            row[f"{key}_tflops"] = flops / row[f"{key}_ms"] / 1e9
+        for vname in ("tma4d", "padded"):
+            times = {kk: v for kk, v in row.items() if kk.startswith(f"{vname}_ms[")}
+            if times:
+                best = min(times, key=times.get)
+                row[f"{vname}_best"] = best[len(vname) + 4:-1]
+                row[f"{vname}_best_ms"] = times[best]
+                row[f"{vname}_best_tflops"] = flops / times[best] / 1e9
+                row[f"{vname}_speedup_vs_cudnn"] = row["cudnn_ms"] / times[best]
+        total_cudnn += count * row["cudnn_ms"]
+        total_best += count * min(row.get("tma4d_best_ms", float("inf")), row["cudnn_ms"])
+        rows.append(row)
+        print({kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in row.items()}, flush=True)
+    figures = {"rows": rows, "unet_call_3x3_cudnn_ms": total_cudnn,
+               "unet_call_3x3_best_of_tma4d_and_cudnn_ms": total_best, "seconds": time.perf_counter() - t_start}
+    print({"unet_call_3x3_cudnn_ms": round(total_cudnn, 3), "with_best_tma4d_ms": round(total_best, 3)})
+    rec = bench_record("tma-conv", settings=vars(args), figures=figures, command=sys.argv, device=device_info(dev))
+    if args.out:
+        write_record(args.out, rec)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""3x3 convolutions as TMA-fed implicit GEMMs in Triton, for the fast sampler (issue #13 item 3, second try).
+
+The first fused convolution (:mod:`maskpro_eval.sampling.fused_resnet`) gathered its input tile with one pointer
+per element and ran at 130-190 TFLOP/s where cuDNN ran at 320-490 (H100, ``benchmarks/README.md``). Here every
+operand tile is a TMA copy (:mod:`maskpro_eval.sampling.tma_conv_kernels`): the input as a 4-D box
+[samples, rows, columns, channels] of the channels-last activation, moved by one pixel per tap, with the
+hardware's zero fill standing in for the padding; the weight as a 2-D box of a [C_out, 9 * C_in] matrix. The
+output tile goes back by TMA as well, with the bias (and optionally a residual) added in the epilogue.
+
+``conv3x3_tma`` runs one convolution; :class:`TmaConv2d` stands in for an ``nn.Conv2d`` (3x3, stride 1,
+padding 1, no groups, C_in and C_out multiples of 8: TMA needs 16-byte strides); :func:`install_tma_conv`
+swaps every such convolution of a UNet and checks the result against the unpatched UNet. The op is a
+``torch.library.custom_op``: ``torch.compile`` treats it as it treats cuDNN's convolution, an external kernel
+between its own fused kernels. Launch configurations: :func:`tma_conv_config` (a fixed default) or, on the
+GPU, a short timed search per shape on first use (:func:`tune_tma_conv`).
+
+Where it runs: CUDA devices of compute capability >= 9.0 (TMA), or the CPU through Triton's interpreter
+(``TRITON_INTERPRET=1`` before the first import of ``triton``; slow, for tests).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from maskpro_eval.errors import MaskProEvalError
+from maskpro_eval.sampling.module_swap import swap_and_check
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
+
+__all__ = ["TmaConvConfig", "TmaConvError", "TmaConv2d", "CANDIDATES", "conv3x3_tma", "conv3x3_tma_padded",
+           "install_tma_conv", "pack_weight", "pad_input", "tma_conv_config", "tma_conv_unavailable", "tune_tma_conv",
+           "TOLERANCE"]
+
+#: max |patched - original| / max |original| allowed by the install check, per UNet dtype
+TOLERANCE = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
+
+
+class TmaConvError(MaskProEvalError):
+    """The TMA convolution cannot run here or cannot stand in for this module."""
+
+
+class TmaConvConfig(NamedTuple):
+    """A launch configuration: BM output pixels x BN output channels per program, BK input channels per K step,
+    warps, software-pipeline stages."""
+    bm: int = 128
+    bn: int = 128
+    bk: int = 64
+    warps: int = 8
+    stages: int = 4
+
+
+#: the configurations :func:`tune_tma_conv` times per shape (BN above the padded C_out is skipped)
+CANDIDATES = (TmaConvConfig(128, 128, 64, 8, 4), TmaConvConfig(128, 128, 64, 4, 4),
+              TmaConvConfig(128, 256, 64, 8, 3), TmaConvConfig(256, 128, 64, 8, 3),
+              TmaConvConfig(64, 128, 64, 4, 4), TmaConvConfig(128, 64, 64, 4, 4))
+
+
+def tma_conv_unavailable(device: Any) -> str | None:
+    """Why the TMA convolution cannot run on ``device`` (None when it can)."""
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # pragma: no cover - depends on the install
+        return f"Triton is not importable ({type(e).__name__}: {e}); install the 'triton' package"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(dev)
+        if major < 9:
+            return (f"the TMA convolution needs a GPU of compute capability >= 9.0 (Hopper); "
+                    f"{torch.cuda.get_device_name(dev)} is {major}.{minor}")
+        return None
+    if interpret():
+        return None
+    return (f"the TMA convolution is a Triton GPU kernel; device {dev} is not CUDA "
+            "(on a CPU it runs only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
+
+
+def _kernels():
+    return kernels_module("maskpro_eval.sampling.tma_conv_kernels", interpret())
+
+
+def _descriptor(t: torch.Tensor, block: list[int]):
+    from triton.tools.tensor_descriptor import TensorDescriptor
+    return TensorDescriptor.from_tensor(t, block)
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """[C_out, C_in, 3, 3] -> the kernels' [C_out, 9 * C_in] (tap-major: (kh, kw), then input channel)."""
+    c_out, c_in = weight.shape[:2]
+    return weight.permute(0, 2, 3, 1).reshape(c_out, 9 * c_in).contiguous()
+
+
+def tma_conv_config(n: int, c_in: int, c_out: int, h: int, w: int) -> TmaConvConfig:
+    """The default launch configuration (no timed search): 128 pixels x up to 128 channels, BK 64, 8 warps."""
+    return TmaConvConfig(128, min(128, pow2_at_least(c_out, 16)), 64 if c_in >= 64 else pow2_at_least(c_in, 16),
+                         8, 4)
+
+
+def _box(config: TmaConvConfig, h: int, w: int) -> tuple[int, int, int]:
+    """(samples, rows, columns) of the 4-D box of BM pixels: whole padded rows, as many rows as fit."""
+    bw = pow2_at_least(w)
+    if config.bm < bw:
+        raise TmaConvError(f"BM={config.bm} is smaller than one padded image row ({bw} pixels)")
+    th = min(pow2_at_least(h), config.bm // bw)
+    return config.bm // (bw * th), th, bw
+
+
+def _check_operands(x: torch.Tensor, weight_k: torch.Tensor) -> tuple[int, int, int, int, int]:
+    if x.dim() != 4 or weight_k.dim() != 2:
+        raise TmaConvError(f"expected x [N, C, H, W] and a packed weight [C_out, 9*C_in]; got {tuple(x.shape)} "
+                           f"and {tuple(weight_k.shape)}")
+    n, c_in, h, w = x.shape
+    c_out = weight_k.shape[0]
+    if weight_k.shape[1] != 9 * c_in:
+        raise TmaConvError(f"packed weight {tuple(weight_k.shape)} does not match {c_in} input channels")
+    if c_in % 8 or c_out % 8:
+        raise TmaConvError(f"TMA needs 16-byte strides: C_in ({c_in}) and C_out ({c_out}) must be multiples of 8")
+    return n, c_in, h, w, c_out
+
+
+def _launch_4d(x, weight_k, bias, residual, config: TmaConvConfig) -> torch.Tensor:
+    n, c_in, h, w, c_out = _check_operands(x, weight_k)
+    xh = x.permute(0, 2, 3, 1)
+    if not xh.is_contiguous():
+        xh = xh.contiguous()
+    out = torch.empty((n, h, w, c_out), device=x.device, dtype=x.dtype)
+    imgs, th, bw = _box(config, h, w)
+    bn = min(config.bn, pow2_at_least(c_out, 16))
+    bk = config.bk
+    o_desc = _descriptor(out, [imgs, th, bw, bn])
+    if residual is not None:
+        rh = residual.permute(0, 2, 3, 1)
+        rh = rh if rh.is_contiguous() else rh.contiguous()
+        r_desc = _descriptor(rh, [imgs, th, bw, bn])
+    else:
+        r_desc = o_desc  # not read (HAS_RES=False)
+    grid = (triton_cdiv(c_out, bn), triton_cdiv(n, imgs) * triton_cdiv(h, th))
+    _kernels().conv3x3_tma4d_kernel[grid](
+        _descriptor(xh, [imgs, th, bw, bk]), _descriptor(weight_k, [bn, bk]), bias, r_desc, o_desc, c_out,
+        CIN=c_in, H=h, IMGS=imgs, TH=th, BW=bw, BN=bn, BK=bk, HAS_RES=residual is not None,
+        num_warps=config.warps, num_stages=config.stages)
+    return out.permute(0, 3, 1, 2)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def conv3x3_tma(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
+                residual: Optional[torch.Tensor] = None, config: Optional[TmaConvConfig] = None) -> torch.Tensor:
+    """``conv2d(x, w, bias, padding=1) (+ residual)`` by the 4-D TMA kernel; ``weight_k = pack_weight(w)``.
+
+    ``x`` [N, C_in, H, W] (float16/bfloat16; channels-last memory avoids a copy), result [N, C_out, H, W] in
+    channels-last memory, float32 accumulation, one rounding. ``config``: None takes the tuned configuration of
+    this shape when :func:`tune_tma_conv` found one, else :func:`tma_conv_config`."""
+    n, c_in, h, w = x.shape
+    if config is None:
+        config = _TUNED.get(_shape_key(x, weight_k)) or tma_conv_config(n, c_in, weight_k.shape[0], h, w)
+    return _launch_4d(x, weight_k, bias, residual, config)
+
+
+def pad_input(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> the padded variant's input: [N, H + 2, W + 2, C], zero halo, contiguous."""
+    return torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).contiguous()
+
+
+def _launch_padded(xp, weight_k, bias, config: TmaConvConfig) -> torch.Tensor:
+    n, hp, wp, c_in = xp.shape
+    h, w = hp - 2, wp - 2
+    c_out = weight_k.shape[0]
+    _check_operands(xp.permute(0, 3, 1, 2), weight_k)
+    rows = n * hp * wp
+    out = torch.empty((n, h, w, c_out), device=xp.device, dtype=xp.dtype)
+    bn = min(config.bn, pow2_at_least(c_out, 16))
+    grid = (triton_cdiv(c_out, bn), triton_cdiv(rows, config.bm))
+    _kernels().conv3x3_tma_padded_kernel[grid](
+        _descriptor(xp.view(rows, c_in), [config.bm, config.bk]), _descriptor(weight_k, [bn, config.bk]),
+        bias, out, rows, c_out, H=h, W=w, CIN=c_in, BM=config.bm, BN=bn, BK=config.bk,
+        num_warps=config.warps, num_stages=config.stages)
+    return out.permute(0, 3, 1, 2)
+
+
+def conv3x3_tma_padded(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
+                       config: Optional[TmaConvConfig] = None, padded: Optional[torch.Tensor] = None
+                       ) -> torch.Tensor:
+    """The same convolution by the 2-D kernel over a zero-padded input (see the kernel). ``padded``: the input
+    already padded (:func:`pad_input`), else padded here from ``x`` (one extra pass)."""
+    xp = pad_input(x) if padded is None else padded
+    n, hp, wp, c_in = xp.shape
+    if config is None:
+        config = _TUNED.get(_shape_key(xp, weight_k)) or tma_conv_config(n, c_in, weight_k.shape[0], hp - 2, wp - 2)
+    return _launch_padded(xp, weight_k, bias, config)
+
+
+# ------------------------------------------------------------------------------------- per-shape search
+_TUNED: dict[tuple, TmaConvConfig] = {}
+
+
+def _shape_key(x: torch.Tensor, weight_k: torch.Tensor) -> tuple:
+    return (tuple(x.shape), int(weight_k.shape[0]), str(x.dtype), str(x.device))
+
+
+def tune_tma_conv(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor, candidates=CANDIDATES,
+                  padded: bool = False) -> tuple[TmaConvConfig, dict]:
+    """Time each candidate configuration on these operands (CUDA; median of Triton's ``do_bench``) and remember
+    the fastest for this shape; returns it and ``{config: ms}`` (``inf`` for one that failed to build).
+    ``padded``: ``x`` is the padded variant's input (:func:`pad_input`)."""
+    import triton.testing
+    key = _shape_key(x, weight_k)
+    c_out = weight_k.shape[0]
+    width = x.shape[2] - 2 if padded else x.shape[-1]
+    times: dict[TmaConvConfig, float] = {}
+    for cfg in candidates:
+        if cfg.bn > pow2_at_least(c_out, 16) or (not padded and cfg.bm < pow2_at_least(width)):
+            continue
+        fn = ((lambda: _launch_padded(x, weight_k, bias, cfg)) if padded
+              else (lambda: _launch_4d(x, weight_k, bias, None, cfg)))
+        try:
+            times[cfg] = float(triton.testing.do_bench(fn, warmup=5, rep=20, return_mode="median"))
+        except Exception:  # a configuration that does not fit (shared memory, registers) is skipped
+            times[cfg] = float("inf")
+    if not times or min(times.values()) == float("inf"):
+        raise TmaConvError(f"no TMA convolution configuration builds for input {tuple(x.shape)} -> {c_out} channels")
+    best = min(times, key=times.get)
+    _TUNED[key] = best
+    return best, times
+
+
+# --------------------------------------------------------------------------------------- the op, the module
+@torch.library.custom_op("maskpro_eval::conv3x3_tma", mutates_args=())
+def _conv3x3_tma_op(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor, tune: bool) -> torch.Tensor:
+    if tune and x.is_cuda and _shape_key(x, weight_k) not in _TUNED:
+        tune_tma_conv(x, weight_k, bias)
+    return conv3x3_tma(x, weight_k, bias)
+
+
+@_conv3x3_tma_op.register_fake
+def _(x, weight_k, bias, tune):
+    n, _, h, w = x.shape
+    return x.new_empty((n, weight_k.shape[0], h, w), memory_format=torch.channels_last)
+
+
+@torch.library.custom_op("maskpro_eval::conv3x3_tma_padded", mutates_args=())
+def _conv3x3_tma_padded_op(xp: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
+                           tune: bool) -> torch.Tensor:
+    if tune and xp.is_cuda and _shape_key(xp, weight_k) not in _TUNED:
+        tune_tma_conv(xp, weight_k, bias, padded=True)
+    return conv3x3_tma_padded(None, weight_k, bias, padded=xp)
+
+
+@_conv3x3_tma_padded_op.register_fake
+def _(xp, weight_k, bias, tune):
+    n, hp, wp, _ = xp.shape
+    return xp.new_empty((n, weight_k.shape[0], hp - 2, wp - 2), memory_format=torch.channels_last)
+
+
+def _conv_unsupported(conv: nn.Module) -> str | None:
+    if type(conv) is not nn.Conv2d:
+        return f"{type(conv).__name__}, not nn.Conv2d"
+    if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.dilation != (1, 1):
+        return f"kernel {conv.kernel_size}, stride {conv.stride}, padding {conv.padding}, dilation {conv.dilation}"
+    if conv.groups != 1 or conv.padding_mode != "zeros":
+        return f"groups={conv.groups}, padding_mode={conv.padding_mode!r}"
+    if conv.in_channels % 8 or conv.out_channels % 8:
+        return f"{conv.in_channels} -> {conv.out_channels} channels (TMA needs multiples of 8)"
+    if conv.weight.dtype not in (torch.float16, torch.bfloat16):
+        return f"dtype {conv.weight.dtype} (float16/bfloat16 only)"
+    return None
+
+
+class TmaConv2d(nn.Module):
+    """An ``nn.Conv2d`` (3x3, stride 1, padding 1) run by :func:`conv3x3_tma`; eval only. The weight is kept
+    packed ([C_out, 9 * C_in]); ``tune``: time the candidate configurations on the first call of each shape;
+    ``padded``: the 2-D kernel over a zero-padded copy of the input instead of the 4-D one."""
+
+    def __init__(self, conv: nn.Conv2d, tune: bool = True, padded: bool = False):
+        super().__init__()
+        why = _conv_unsupported(conv)
+        if why:
+            raise TmaConvError(f"cannot run this convolution as a TMA implicit GEMM: {why}")
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.weight_k = nn.Parameter(pack_weight(conv.weight.detach()), requires_grad=False)
+        bias = conv.bias.detach() if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+        self.bias = nn.Parameter(bias.clone(), requires_grad=False)
+        self.tune, self.padded = bool(tune), bool(padded)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padded:  # under torch.compile the padding is written by the kernel that produces x
+            return _conv3x3_tma_padded_op(pad_input(x), self.weight_k, self.bias, self.tune)
+        return _conv3x3_tma_op(x.contiguous(memory_format=torch.channels_last), self.weight_k, self.bias, self.tune)
+
+
+def install_tma_conv(unet: nn.Module, *, check: bool = True, tune: bool = True, padded: bool = False,
+                     probe_batch: int = 2) -> dict:
+    """Swap every eligible 3x3 convolution of ``unet`` (in place) for a :class:`TmaConv2d`; with ``check``, compare
+    the patched UNet with the original on a probe batch and restore it beyond :data:`TOLERANCE` (raises
+    :class:`TmaConvError`). Returns ``{"replaced": [names], "kept": {name: reason}, "max_rel_error"}``."""
+    dev = next(unet.parameters()).device
+    why = tma_conv_unavailable(dev)
+    if why:
+        raise TmaConvError(why)
+    replaced, kept = [], {}
+    for name, mod in unet.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            reason = _conv_unsupported(mod)
+            if reason:
+                kept[name] = reason
+            else:
+                replaced.append((name, TmaConv2d(mod, tune=tune, padded=padded)))
+    if not replaced:
+        raise TmaConvError(f"no 3x3 convolution of this UNet can run as a TMA implicit GEMM: {kept}")
+    rel = swap_and_check(unet, replaced, check=check, tolerance=TOLERANCE, error=TmaConvError,
+                         what="the TMA-convolution UNet", probe_batch=probe_batch)
+    return {"replaced": [n for n, _ in replaced], "kept": kept, "max_rel_error": rel}
