@@ -130,8 +130,8 @@ SETTING_TOKENS = {
     "graph": "CUDA graph around the UNet call",
     "tt": "time embedding once per step for the whole batch (sampling.time_table)",
     "gn": "one-pass GroupNorm (+ bias/time add, + SiLU) Triton kernel (sampling.group_norm)",
-    "tc": "3x3 convolutions as TMA-fed implicit GEMMs in Triton instead of cuDNN (sampling.tma_conv, 4-D boxes)",
-    "tcp": "as tc, the 2-D kernel over a zero-padded input (sampling.tma_conv padded variant)",
+    "tcp": "3x3 convolutions as TMA-fed implicit GEMMs in Triton over a zero-padded input instead of cuDNN "
+           "(sampling.tma_conv)",
     "fr": "fused ResnetBlock2D: Triton 3x3 convolutions with GroupNorm/SiLU prologue, bias/time/residual/stats epilogue",
     "fp16": "float16 UNet (the default)",
     "bf16": "bfloat16 UNet",
@@ -156,7 +156,7 @@ def setting_config(setting: str, batch: int) -> dict:
                 compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
                 compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
                 cuda_graph="graph" in toks, time_table="tt" in toks, fused_resnet="fr" in toks,
-                onepass_group_norm="gn" in toks, tma_conv="padded" if "tcp" in toks else "tc" in toks)
+                onepass_group_norm="gn" in toks, tma_conv="tcp" in toks)
 
 
 def fast_sampler(unet, scheduler_config, setting: str, batch: int, steps: int, device: str):

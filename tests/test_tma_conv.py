@@ -61,9 +61,9 @@ def _cuda_hopper_or_skip():
 
 @pytest.mark.gpu
 def test_on_cuda_every_3x3_shape_of_ddpm_cifar10_matches_cudnn_and_compiles():
-    """float16, B=64: the kernel's error against a float64 convolution at most cuDNN's own float16 error plus
-    an fp16 ulp of the output scale, at the default configuration and after the timed search, eager and as a
-    custom op inside torch.compile."""
+    """float16, B=64: the padded kernel's error against a float64 convolution at most cuDNN's own float16 error
+    plus an fp16 ulp of the output scale, at the default configuration and after the timed search, eager and as
+    a custom op inside torch.compile; the 4-D kernel is refused on CUDA without experimental=True."""
     _cuda_hopper_or_skip()
     import torch
     import torch.nn.functional as F
@@ -90,12 +90,14 @@ def test_on_cuda_every_3x3_shape_of_ddpm_cifar10_matches_cudnn_and_compiles():
         e_cudnn = float((F.conv2d(x, wt, b, padding=1).double() - ref).abs().max())
         compiled = torch.compile(mod, fullgraph=True, dynamic=False)
         with torch.no_grad():
-            outs = (("default", tc.conv3x3_tma(x, tc.pack_weight(wt), b)), ("tuned+op", mod(x)),
-                    ("compiled", compiled(x)))
+            outs = (("default", tc.conv3x3_tma_padded(x, tc.pack_weight(wt), b)), ("tuned+op", mod(x)),
+                    ("tuned+op again", mod(x)), ("compiled", compiled(x)))
         for name, y in outs:
             e = float((y.double() - ref).abs().max())
             if not (e <= e_cudnn + ulp and y.is_contiguous(memory_format=torch.channels_last)):
                 bad.append(f"{c_in}->{c_out}@{h}x{w} {name}: {e:.3g} vs cuDNN {e_cudnn:.3g}")
+    with pytest.raises(tc.TmaConvError, match="experimental=True"):
+        tc.conv3x3_tma(x, tc.pack_weight(wt), b)
     assert not bad, bad
 
 

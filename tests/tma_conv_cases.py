@@ -51,9 +51,11 @@ def _ulps(y, ref):
     (2, 24, 16, 8, 8, tc.TmaConvConfig(64, 16, 16, 4, 2)),
     (2, 16, 16, 5, 7, tc.TmaConvConfig(32, 16, 16, 4, 2)),
 ])
-def test_conv3x3_tma_equals_conv2d(n, c_in, c_out, h, w, cfg):
+@pytest.mark.parametrize("variant", ["4d", "padded"])
+def test_conv3x3_tma_equals_conv2d(n, c_in, c_out, h, w, cfg, variant):
     x, wt, b = _operands(n, c_in, c_out, h, w, seed=c_in + h)
-    y = tc.conv3x3_tma(x, tc.pack_weight(wt), b, config=cfg)
+    fn = tc.conv3x3_tma if variant == "4d" else tc.conv3x3_tma_padded
+    y = fn(x, tc.pack_weight(wt), b, config=cfg)
     assert y.shape == (n, c_out, h, w) and y.dtype == x.dtype
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert _ulps(y, _ref(x, wt, b)) <= 1.0
@@ -66,13 +68,13 @@ def test_residual_is_added_in_the_epilogue():
     assert _ulps(y, _ref(x, wt, b) + r.double()) <= 1.0
 
 
-def test_an_nchw_input_is_accepted_and_the_padded_variant_agrees():
+def test_an_nchw_input_is_accepted():
     x, wt, b = _operands(2, 16, 16, 8, 8, seed=4)
     xc = x.contiguous()  # NCHW memory: copied to channels-last inside
     ref = _ref(x, wt, b)
     cfg = tc.TmaConvConfig(64, 16, 16, 4, 2)
     assert _ulps(tc.conv3x3_tma(xc, tc.pack_weight(wt), b, config=cfg), ref) <= 1.0
-    assert _ulps(tc.conv3x3_tma_padded(x, tc.pack_weight(wt), b, config=cfg), ref) <= 1.0
+    assert _ulps(tc.conv3x3_tma_padded(xc, tc.pack_weight(wt), b, config=cfg), ref) <= 1.0
 
 
 def test_bad_operands_are_refused_with_the_reason():
@@ -86,11 +88,10 @@ def test_bad_operands_are_refused_with_the_reason():
         tc.conv3x3_tma(torch.randn(1, 16, 2, 64).half(), tc.pack_weight(wt), b, config=tc.TmaConvConfig(32, 16, 16))
 
 
-@pytest.mark.parametrize("padded", [False, True])
-def test_install_on_a_unet_matches_the_original_and_keeps_what_it_cannot_run(padded):
+def test_install_on_a_unet_matches_the_original_and_keeps_what_it_cannot_run():
     unet = tiny_unet().half().eval()
     ref = copy.deepcopy(unet)
-    report = tc.install_tma_conv(unet, tune=False, padded=padded)
+    report = tc.install_tma_conv(unet, tune=False)
     # conv_in (3 input channels) and conv_out (3 output channels) are not TMA-able; every other 3x3 is replaced
     assert set(report["kept"]) >= {"conv_in", "conv_out"}
     assert all("multiples of 8" in r or "kernel" in r or "stride" in r for r in report["kept"].values())
@@ -105,8 +106,9 @@ def test_install_on_a_unet_matches_the_original_and_keeps_what_it_cannot_run(pad
 def test_install_restores_the_unet_when_the_check_fails(monkeypatch):
     unet = tiny_unet().half().eval()
     names = [n for n, m in unet.named_modules() if type(m) is torch.nn.Conv2d]
-    monkeypatch.setattr(tc, "conv3x3_tma", lambda x, wk, b, residual=None, config=None:
-                        torch.zeros(x.shape[0], wk.shape[0], *x.shape[2:], dtype=x.dtype))
+    monkeypatch.setattr(tc, "conv3x3_tma_padded", lambda x, wk, b, config=None, padded=None:
+                        torch.zeros(padded.shape[0], wk.shape[0], padded.shape[1] - 2, padded.shape[2] - 2,
+                                    dtype=padded.dtype))
     with pytest.raises(tc.TmaConvError, match="model left unpatched"):
         tc.install_tma_conv(unet, tune=False)
     assert [n for n, m in unet.named_modules() if type(m) is torch.nn.Conv2d] == names

@@ -2,17 +2,31 @@
 
 The first fused convolution (:mod:`maskpro_eval.sampling.fused_resnet`) gathered its input tile with one pointer
 per element and ran at 130-190 TFLOP/s where cuDNN ran at 320-490 (H100, ``benchmarks/README.md``). Here every
-operand tile is a TMA copy (:mod:`maskpro_eval.sampling.tma_conv_kernels`): the input as a 4-D box
-[samples, rows, columns, channels] of the channels-last activation, moved by one pixel per tap, with the
-hardware's zero fill standing in for the padding; the weight as a 2-D box of a [C_out, 9 * C_in] matrix. The
-output tile goes back by TMA as well, with the bias (and optionally a residual) added in the epilogue.
+operand tile is a TMA copy (:mod:`maskpro_eval.sampling.tma_conv_kernels`), in two variants:
 
-``conv3x3_tma`` runs one convolution; :class:`TmaConv2d` stands in for an ``nn.Conv2d`` (3x3, stride 1,
-padding 1, no groups, C_in and C_out multiples of 8: TMA needs 16-byte strides); :func:`install_tma_conv`
-swaps every such convolution of a UNet and checks the result against the unpatched UNet. The op is a
-``torch.library.custom_op``: ``torch.compile`` treats it as it treats cuDNN's convolution, an external kernel
-between its own fused kernels. Launch configurations: :func:`tma_conv_config` (a fixed default) or, on the
-GPU, a short timed search per shape on first use (:func:`tune_tma_conv`).
+* **padded** (:func:`conv3x3_tma_padded`, the one the sampler uses): the input zero-padded to
+  [N, H + 2, W + 2, C] and flattened to rows, so each tap is the same 2-D box moved by a row offset and the
+  A operand goes from shared memory straight into the tensor cores; the halo pixels are computed and dropped.
+* **4-D** (:func:`conv3x3_tma`, benchmarks only): a 4-D box [samples, rows, columns, channels] of the
+  unpadded activation moved by one pixel per tap, TMA's zero fill standing in for the padding. Triton 3.6
+  reshapes that box to the GEMM tile through registers, and on an H100 the tiles with BM = 128 and BK = 64 gave
+  **wrong results** (relative error 0.06-0.48 against cuDNN at every shape), and in a GPU test a tile that had
+  just matched cuDNN returned a relative error of 0.9 on the next call; so on CUDA it runs only with
+  ``experimental=True``.
+
+Measured (``benchmarks/README.md``, H100, 2026-12-07): at most shapes the kernels match or beat cuDNN called
+with a bias (``F.conv2d``), but inside the compiled UNet, where inductor calls cuDNN without the bias pass, the
+convolutions took 18.4 ms per call with the 4-D kernel against ~14.9 ms by cuDNN, and the whole UNet ran at
+0.93x (4-D) and 0.76x (padded: the padding passes, the halo work and the 4x4 layers) of the default route. So
+``tma_conv`` is off by default.
+
+:class:`TmaConv2d` stands in for an ``nn.Conv2d`` (3x3, stride 1, padding 1, no groups, C_in and C_out
+multiples of 8: TMA needs 16-byte strides); :func:`install_tma_conv` swaps every such convolution of a UNet and
+checks the result against the unpatched UNet. The op is a ``torch.library.custom_op``: ``torch.compile`` treats
+it as it treats cuDNN's convolution, an external kernel between its own fused kernels (the padding fuses into
+the kernel that produces the input). Launch configurations: :func:`tma_conv_config` (a fixed default) or, on
+the GPU, a short timed search per shape on first use (:func:`tune_tma_conv`), every candidate checked against
+cuDNN.
 
 Where it runs: CUDA devices of compute capability >= 9.0 (TMA), or the CPU through Triton's interpreter
 (``TRITON_INTERPRET=1`` before the first import of ``triton``; slow, for tests).
@@ -29,7 +43,7 @@ from maskpro_eval.sampling.module_swap import swap_and_check
 from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
 
 __all__ = ["TmaConvConfig", "TmaConvError", "TmaConv2d", "CANDIDATES", "conv3x3_tma", "conv3x3_tma_padded",
-           "install_tma_conv", "pack_weight", "pad_input", "tma_conv_config", "tma_conv_unavailable", "tune_tma_conv",
+           "install_tma_conv", "pack_weight", "pad_input", "CANDIDATE_TOLERANCE", "tma_conv_config", "tma_conv_unavailable", "tune_tma_conv",
            "TOLERANCE"]
 
 #: max |patched - original| / max |original| allowed by the install check, per UNet dtype
@@ -50,12 +64,9 @@ class TmaConvConfig(NamedTuple):
     stages: int = 4
 
 
-#: the configurations :func:`tune_tma_conv` times per shape (BN clamped to the padded C_out). Only tiles whose
-#: results were right on an H100 (2026-12-07, Triton 3.6): the 4-D kernel at BM=128 with BK=64 (BN 128 or 256)
-#: returned wrong values there (relative error 0.06-0.48 against cuDNN; the padded kernel and the interpreter
-#: did not), so those tiles are left out and every timed candidate is also checked against cuDNN.
-CANDIDATES = (TmaConvConfig(256, 128, 64, 8, 3), TmaConvConfig(128, 128, 32, 4, 5),
-              TmaConvConfig(64, 128, 64, 4, 4), TmaConvConfig(128, 256, 64, 8, 3))
+#: the configurations :func:`tune_tma_conv` times per shape for the padded kernel (BN clamped to the padded
+#: C_out): the fastest tiles of every DDPM CIFAR-10 shape on an H100 (2026-12-07)
+CANDIDATES = (TmaConvConfig(128, 256, 64, 8, 3), TmaConvConfig(256, 128, 64, 8, 3), TmaConvConfig(128, 128, 64, 4, 4))
 #: max |y - cuDNN| / max |cuDNN| a timed candidate may show on its shape (float16 rounding is ~5e-4)
 CANDIDATE_TOLERANCE = 1e-2
 
@@ -95,8 +106,9 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def tma_conv_config(n: int, c_in: int, c_out: int, h: int, w: int) -> TmaConvConfig:
-    """The default launch configuration (no timed search): 256 pixels x up to 128 channels, BK 64, 8 warps,
-    3 stages (the fastest of the tiles that were right on every DDPM CIFAR-10 shape on an H100)."""
+    """The default launch configuration (no timed search): 256 pixels x up to 128 channels, BK 64 (16-32 for
+    fewer input channels), 8 warps, 3 stages: the fastest 4-D tile that was right on every DDPM CIFAR-10 shape
+    on an H100, and within 10 % of the best padded tile at the large shapes."""
     return TmaConvConfig(256, min(128, pow2_at_least(c_out, 16)), 64 if c_in >= 64 else pow2_at_least(c_in, 16),
                          8, 3)
 
@@ -152,15 +164,19 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def conv3x3_tma(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
-                residual: Optional[torch.Tensor] = None, config: Optional[TmaConvConfig] = None) -> torch.Tensor:
+                residual: Optional[torch.Tensor] = None, config: Optional[TmaConvConfig] = None,
+                experimental: bool = False) -> torch.Tensor:
     """``conv2d(x, w, bias, padding=1) (+ residual)`` by the 4-D TMA kernel; ``weight_k = pack_weight(w)``.
 
     ``x`` [N, C_in, H, W] (float16/bfloat16; channels-last memory avoids a copy), result [N, C_out, H, W] in
-    channels-last memory, float32 accumulation, one rounding. ``config``: None takes the tuned configuration of
-    this shape when :func:`tune_tma_conv` found one, else :func:`tma_conv_config`."""
+    channels-last memory, float32 accumulation, one rounding. ``config``: None takes :func:`tma_conv_config`.
+    On CUDA it needs ``experimental=True``: on an H100 with Triton 3.6 the tiles with BM = 128 and BK = 64 gave
+    wrong results, and a tile that matched cuDNN once did not the next call (see the module)."""
     n, c_in, h, w = x.shape
-    if config is None:
-        config = _TUNED.get(_shape_key(x, weight_k)) or tma_conv_config(n, c_in, weight_k.shape[0], h, w)
+    config = config or tma_conv_config(n, c_in, weight_k.shape[0], h, w)
+    if x.is_cuda and not experimental:
+        raise TmaConvError("the 4-D-box TMA convolution gave wrong results at some tiles on an H100 (Triton 3.6); "
+                           "use conv3x3_tma_padded, or pass experimental=True (benchmarks)")
     return _launch_4d(x, weight_k, bias, residual, config)
 
 
@@ -205,29 +221,23 @@ def _shape_key(x: torch.Tensor, weight_k: torch.Tensor) -> tuple:
     return (tuple(x.shape), int(weight_k.shape[0]), str(x.dtype), str(x.device))
 
 
-def tune_tma_conv(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor, candidates=CANDIDATES,
-                  padded: bool = False) -> tuple[TmaConvConfig, dict]:
-    """Time each candidate configuration on these operands (CUDA; median of Triton's ``do_bench``) and remember
-    the fastest for this shape; returns it and ``{config: ms}``. A candidate that fails to build, or whose
-    result differs from cuDNN's by more than :data:`CANDIDATE_TOLERANCE` (relative to max |y|), gets ``inf``.
-    ``padded``: ``x`` is the padded variant's input (:func:`pad_input`)."""
+def tune_tma_conv(xp: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
+                  candidates=CANDIDATES) -> tuple[TmaConvConfig, dict]:
+    """Time each candidate configuration of the padded kernel on these operands (``xp`` from :func:`pad_input`;
+    CUDA; median of Triton's ``do_bench``) and remember the fastest for this shape; returns it and
+    ``{config: ms}``. A candidate that fails to build, or whose result differs from cuDNN's by more than
+    :data:`CANDIDATE_TOLERANCE` (relative to max |y|), gets ``inf``."""
     import triton.testing
-    key = _shape_key(x, weight_k)
     c_out = weight_k.shape[0]
-    xin = x[:, 1:-1, 1:-1, :].permute(0, 3, 1, 2) if padded else x
+    xin = xp[:, 1:-1, 1:-1, :].permute(0, 3, 1, 2)
     c_in = xin.shape[1]
     ref = torch.nn.functional.conv2d(xin, weight_k.view(c_out, 3, 3, c_in).permute(0, 3, 1, 2), bias,
                                      padding=1).float()
     scale = float(ref.abs().max()) or 1.0
     times: dict[TmaConvConfig, float] = {}
-    seen = set()
-    for cfg in candidates:
-        cfg = cfg._replace(bn=min(cfg.bn, pow2_at_least(c_out, 16)))
-        if cfg in seen or (not padded and cfg.bm < pow2_at_least(xin.shape[-1])):
-            continue
-        seen.add(cfg)
-        fn = ((lambda: _launch_padded(x, weight_k, bias, cfg)) if padded
-              else (lambda: _launch_4d(x, weight_k, bias, None, cfg)))
+    for cfg in dict.fromkeys(c._replace(bn=min(c.bn, pow2_at_least(c_out, 16))) for c in candidates):
+        def fn(cfg=cfg):
+            return _launch_padded(xp, weight_k, bias, cfg)
         try:
             err = float((fn().float() - ref).abs().max()) / scale
             times[cfg] = (float(triton.testing.do_bench(fn, warmup=5, rep=20, return_mode="median"))
@@ -236,32 +246,18 @@ def tune_tma_conv(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor, c
             times[cfg] = float("inf")
     if not times or min(times.values()) == float("inf"):
         raise TmaConvError(f"no TMA convolution configuration builds and matches cuDNN for input "
-                           f"{tuple(x.shape)} -> {c_out} channels: {times}")
+                           f"{tuple(xp.shape)} -> {c_out} channels: {times}")
     best = min(times, key=times.get)
-    _TUNED[key] = best
+    _TUNED[_shape_key(xp, weight_k)] = best
     return best, times
 
 
 # --------------------------------------------------------------------------------------- the op, the module
-@torch.library.custom_op("maskpro_eval::conv3x3_tma", mutates_args=())
-def _conv3x3_tma_op(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor, tune: bool) -> torch.Tensor:
-    if tune and x.is_cuda and _shape_key(x, weight_k) not in _TUNED:
-        tune_tma_conv(x, weight_k, bias)
-    return conv3x3_tma(x, weight_k, bias)
-
-
-@_conv3x3_tma_op.register_fake
-def _(x, weight_k, bias, tune):
-    n, _, h, w = x.shape
-    return torch.empty((n, weight_k.shape[0], h, w), device=x.device, dtype=x.dtype,
-                       memory_format=torch.channels_last)
-
-
 @torch.library.custom_op("maskpro_eval::conv3x3_tma_padded", mutates_args=())
 def _conv3x3_tma_padded_op(xp: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
                            tune: bool) -> torch.Tensor:
     if tune and xp.is_cuda and _shape_key(xp, weight_k) not in _TUNED:
-        tune_tma_conv(xp, weight_k, bias, padded=True)
+        tune_tma_conv(xp, weight_k, bias)
     return conv3x3_tma_padded(None, weight_k, bias, padded=xp)
 
 
@@ -287,11 +283,11 @@ def _conv_unsupported(conv: nn.Module) -> str | None:
 
 
 class TmaConv2d(nn.Module):
-    """An ``nn.Conv2d`` (3x3, stride 1, padding 1) run by :func:`conv3x3_tma`; eval only. The weight is kept
-    packed ([C_out, 9 * C_in]); ``tune``: time the candidate configurations on the first call of each shape;
-    ``padded``: the 2-D kernel over a zero-padded copy of the input instead of the 4-D one."""
+    """An ``nn.Conv2d`` (3x3, stride 1, padding 1) run by :func:`conv3x3_tma_padded`; eval only. The weight is
+    kept packed ([C_out, 9 * C_in]); ``tune``: time the candidate configurations on the first call of each shape
+    (CUDA)."""
 
-    def __init__(self, conv: nn.Conv2d, tune: bool = True, padded: bool = False):
+    def __init__(self, conv: nn.Conv2d, tune: bool = True):
         super().__init__()
         why = _conv_unsupported(conv)
         if why:
@@ -300,16 +296,14 @@ class TmaConv2d(nn.Module):
         self.weight_k = nn.Parameter(pack_weight(conv.weight.detach()), requires_grad=False)
         bias = conv.bias.detach() if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
         self.bias = nn.Parameter(bias.clone(), requires_grad=False)
-        self.tune, self.padded = bool(tune), bool(padded)
+        self.tune = bool(tune)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.padded:  # under torch.compile the padding is written by the kernel that produces x
-            return _conv3x3_tma_padded_op(pad_input(x), self.weight_k, self.bias, self.tune)
-        return _conv3x3_tma_op(x.contiguous(memory_format=torch.channels_last), self.weight_k, self.bias, self.tune)
+        # under torch.compile the padding is written by the kernel that produces x
+        return _conv3x3_tma_padded_op(pad_input(x), self.weight_k, self.bias, self.tune)
 
 
-def install_tma_conv(unet: nn.Module, *, check: bool = True, tune: bool = True, padded: bool = False,
-                     probe_batch: int = 2) -> dict:
+def install_tma_conv(unet: nn.Module, *, check: bool = True, tune: bool = True, probe_batch: int = 2) -> dict:
     """Swap every eligible 3x3 convolution of ``unet`` (in place) for a :class:`TmaConv2d`; with ``check``, compare
     the patched UNet with the original on a probe batch and restore it beyond :data:`TOLERANCE` (raises
     :class:`TmaConvError`). Returns ``{"replaced": [names], "kept": {name: reason}, "max_rel_error"}``."""
@@ -324,7 +318,7 @@ def install_tma_conv(unet: nn.Module, *, check: bool = True, tune: bool = True, 
             if reason:
                 kept[name] = reason
             else:
-                replaced.append((name, TmaConv2d(mod, tune=tune, padded=padded)))
+                replaced.append((name, TmaConv2d(mod, tune=tune)))
     if not replaced:
         raise TmaConvError(f"no 3x3 convolution of this UNet can run as a TMA implicit GEMM: {kept}")
     rel = swap_and_check(unet, replaced, check=check, tolerance=TOLERANCE, error=TmaConvError,
