@@ -10,9 +10,9 @@ operand tile is a TMA copy (:mod:`maskpro_eval.sampling.tma_conv_kernels`), in t
 * **4-D** (:func:`conv3x3_tma`, benchmarks only): a 4-D box [samples, rows, columns, channels] of the
   unpadded activation moved by one pixel per tap, TMA's zero fill standing in for the padding. Triton 3.6
   reshapes that box to the GEMM tile through registers, and on an H100 the tiles with BM = 128 and BK = 64 gave
-  **wrong results** (relative error 0.06-0.48 against cuDNN at every shape), and in a GPU test a tile that had
-  just matched cuDNN returned a relative error of 0.9 on the next call; so on CUDA it runs only with
-  ``experimental=True``.
+  **wrong results** (0.06-0.48 of max |y| against cuDNN at every shape), and in a GPU test a tile that had
+  passed a check against cuDNN was wrong on the next call (max error 0.90 where cuDNN's was 0.004); so on CUDA
+  it runs only with ``experimental=True``.
 
 Measured (``benchmarks/README.md``, H100, 2026-12-07): at most shapes the kernels match or beat cuDNN called
 with a bias (``F.conv2d``), but inside the compiled UNet, where inductor calls cuDNN without the bias pass, the
@@ -171,7 +171,7 @@ def conv3x3_tma(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
     ``x`` [N, C_in, H, W] (float16/bfloat16; channels-last memory avoids a copy), result [N, C_out, H, W] in
     channels-last memory, float32 accumulation, one rounding. ``config``: None takes :func:`tma_conv_config`.
     On CUDA it needs ``experimental=True``: on an H100 with Triton 3.6 the tiles with BM = 128 and BK = 64 gave
-    wrong results, and a tile that matched cuDNN once did not the next call (see the module)."""
+    wrong results, and a tile that passed a check against cuDNN was wrong on the next call (see the module)."""
     n, c_in, h, w = x.shape
     config = config or tma_conv_config(n, c_in, weight_k.shape[0], h, w)
     if x.is_cuda and not experimental:
