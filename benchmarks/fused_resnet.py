@@ -62,6 +62,41 @@ def shape_key(block, x) -> str:
     return f"{x.shape[1]}->{block.conv1.out_channels}@{x.shape[2]}x{x.shape[3]}"
 
 
+def layer_inputs(unet, device, dtype, select, key) -> dict:
+    """``{key(module, input): count}`` over the modules ``select(module)`` picks, from one UNet call at B = 2
+    (t = 500): the distinct layer shapes a per-layer kernel benchmark times."""
+    seen: dict = {}
+
+    def hook(mod, args):
+        k = key(mod, args[0])
+        seen[k] = seen.get(k, 0) + 1
+    hooks = [m.register_forward_pre_hook(hook) for m in unet.modules() if select(m)]
+    s = unet.config.sample_size
+    try:
+        with torch.inference_mode():
+            unet(torch.zeros(2, unet.config.in_channels, s, s, device=device, dtype=dtype),
+                 torch.full((2,), 500, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def print_row(row: dict) -> None:
+    """One result row of a per-layer kernel benchmark on stdout, floats to 4 decimals."""
+    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+
+
+def finish_record(name: str, args, figures: dict, dev) -> int:
+    """Write a per-layer kernel benchmark's record (schema ``maskpro-eval-bench/1``) to ``args.out`` when given."""
+    from maskpro_eval.runtime.records import bench_record, write_record
+    from maskpro_eval.runtime.timing import device_info
+    rec = bench_record(name, settings=vars(args), figures=figures, command=sys.argv, device=device_info(dev))
+    if args.out:
+        write_record(args.out, rec)
+    return 0
+
+
 def kernel_bench_parser(doc: str) -> argparse.ArgumentParser:
     """The options every per-layer kernel benchmark takes: ``--model``, ``--batch``, ``--dtype``, ``--out``."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -84,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-batch", type=int, default=16, help="samples of the float64 correctness reference")
     args = p.parse_args(argv)
 
-    from maskpro_eval.runtime.records import bench_record, write_record
     from maskpro_eval.sampling import fused_resnet as fr
 
     dev, dtype, unet = cuda_unet(args.model, args.dtype)
@@ -152,14 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             if "compiled_ms" in row:
                 row["speedup_vs_compiled"] = row["compiled_ms"] / fused[best]
         rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    figures = {"rows": rows, "seconds": time.perf_counter() - t_start}
-    from maskpro_eval.runtime.timing import device_info
-    rec = bench_record("fused-resnet", settings=vars(args), figures=figures, command=sys.argv,
-                       device=device_info(dev))
-    if args.out:
-        write_record(args.out, rec)
-    return 0
+        print_row(row)
+    return finish_record("fused-resnet", args, {"rows": rows, "seconds": time.perf_counter() - t_start}, dev)
 
 
 if __name__ == "__main__":

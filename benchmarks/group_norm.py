@@ -24,22 +24,11 @@ import torch.nn.functional as F
 def gn_shapes(unet, device, dtype) -> list[tuple[int, int, int, int]]:
     """Distinct ``(channels, groups, H, W)`` of the UNet's GroupNorm inputs (spatial 3-D inputs as H x 1)."""
     from torch import nn
-    seen: dict = {}
-    hooks = []
-    for m in unet.modules():
-        if type(m) is nn.GroupNorm:
-            def hook(mod, args):
-                x = args[0]
-                hw = tuple(x.shape[2:]) if x.dim() == 4 else (x.shape[2], 1)
-                seen.setdefault((x.shape[1], mod.num_groups) + hw, None)
-            hooks.append(m.register_forward_pre_hook(hook))
-    s = unet.config.sample_size
-    with torch.inference_mode():
-        unet(torch.zeros(2, unet.config.in_channels, s, s, device=device, dtype=dtype),
-             torch.full((2,), 500, device=device))
-    for h in hooks:
-        h.remove()
-    return list(seen)
+
+    from benchmarks.fused_resnet import layer_inputs
+    return list(layer_inputs(unet, device, dtype, lambda m: type(m) is nn.GroupNorm,
+                             lambda m, x: (x.shape[1], m.num_groups)
+                             + (tuple(x.shape[2:]) if x.dim() == 4 else (x.shape[2], 1))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", action="store_true", help="skip inductor's GroupNorm")
     args = p.parse_args(argv)
 
-    from benchmarks.fused_resnet import _median_ms, cuda_unet
-    from maskpro_eval.runtime.records import bench_record, write_record
-    from maskpro_eval.runtime.timing import device_info
+    from benchmarks.fused_resnet import _median_ms, cuda_unet, finish_record, print_row
     from maskpro_eval.sampling import group_norm as gn
 
     dev, dtype, unet = cuda_unet(args.model, args.dtype)
@@ -106,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             if "inductor_ms" in row:
                 row["speedup_vs_inductor"] = row["inductor_ms"] / tri[best]
         rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-    figures = {"rows": rows, "copy_gbs": copy_gbs, "seconds": time.perf_counter() - t_start}
+        print_row(row)
     print({"copy_gbs": round(copy_gbs, 1)})
-    rec = bench_record("group-norm", settings=vars(args), figures=figures, command=sys.argv, device=device_info(dev))
-    if args.out:
-        write_record(args.out, rec)
-    return 0
+    return finish_record("group-norm", args, {"rows": rows, "copy_gbs": copy_gbs,
+                                              "seconds": time.perf_counter() - t_start}, dev)
 
 
 if __name__ == "__main__":

@@ -29,22 +29,12 @@ DEFAULT_CONFIGS = "128,128,64,8,4;128,128,64,4,4;128,256,64,8,3;256,128,64,8,3;6
 def conv_shapes(unet, device, dtype) -> dict[tuple[int, int, int, int], int]:
     """``{(C_in, C_out, H, W): count}`` of the UNet's 3x3 stride-1 padding-1 convolutions (C_in, C_out % 8 == 0)."""
     from torch import nn
-    seen: dict = {}
-    hooks = []
-    for m in unet.modules():
-        if (type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.stride == (1, 1) and m.padding == (1, 1)
-                and m.in_channels % 8 == 0 and m.out_channels % 8 == 0):
-            def hook(mod, args):
-                key = (mod.in_channels, mod.out_channels) + tuple(args[0].shape[2:])
-                seen[key] = seen.get(key, 0) + 1
-            hooks.append(m.register_forward_pre_hook(hook))
-    s = unet.config.sample_size
-    with torch.inference_mode():
-        unet(torch.zeros(2, unet.config.in_channels, s, s, device=device, dtype=dtype),
-             torch.full((2,), 500, device=device))
-    for h in hooks:
-        h.remove()
-    return seen
+
+    from benchmarks.fused_resnet import layer_inputs
+    return layer_inputs(unet, device, dtype,
+                        lambda m: (type(m) is nn.Conv2d and m.kernel_size == (3, 3) and m.stride == (1, 1)
+                                   and m.padding == (1, 1) and m.in_channels % 8 == 0 and m.out_channels % 8 == 0),
+                        lambda m, x: (m.in_channels, m.out_channels) + tuple(x.shape[2:]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-padded", action="store_true", help="skip the padded 2-D variant")
     args = p.parse_args(argv)
 
-    from benchmarks.fused_resnet import _median_ms, cuda_unet
-    from maskpro_eval.runtime.records import bench_record, write_record
-    from maskpro_eval.runtime.timing import device_info
+    from benchmarks.fused_resnet import _median_ms, cuda_unet, finish_record, print_row
     from maskpro_eval.sampling import tma_conv as tc
 
     dev, dtype, unet = cuda_unet(args.model, args.dtype)
@@ -129,15 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         total_cudnn += count * row["cudnn_nobias_ms"]
         total_best += count * min(row.get("padded_best_ms", float("inf")), row["cudnn_nobias_ms"])
         rows.append(row)
-        print({kk: (round(v, 4) if isinstance(v, float) else v) for kk, v in row.items()}, flush=True)
-    figures = {"rows": rows, "unet_call_3x3_cudnn_nobias_ms": total_cudnn,
-               "unet_call_3x3_best_of_padded_and_cudnn_nobias_ms": total_best,
-               "seconds": time.perf_counter() - t_start}
+        print_row(row)
     print({"unet_call_3x3_cudnn_nobias_ms": round(total_cudnn, 3), "with_best_padded_ms": round(total_best, 3)})
-    rec = bench_record("tma-conv", settings=vars(args), figures=figures, command=sys.argv, device=device_info(dev))
-    if args.out:
-        write_record(args.out, rec)
-    return 0
+    return finish_record("tma-conv", args, {"rows": rows, "unet_call_3x3_cudnn_nobias_ms": total_cudnn,
+                                            "unet_call_3x3_best_of_padded_and_cudnn_nobias_ms": total_best,
+                                            "seconds": time.perf_counter() - t_start}, dev)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
-from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least, triton_unavailable
 
 __all__ = ["FusedResnetError", "FusedResnetBlock2D", "conv3x3", "default_block", "group_stats", "norm_scale_shift",
            "install_fused_resnets", "fused_resnet_unavailable", "TOLERANCE", "pack_conv3x3_weight"]
@@ -57,17 +57,7 @@ class FusedResnetError(MaskProEvalError):
 
 def fused_resnet_unavailable(device: Any) -> str | None:
     """Why the fused blocks cannot run on ``device`` (None when they can)."""
-    try:
-        import triton  # noqa: F401
-    except Exception as e:  # pragma: no cover - depends on the install
-        return f"Triton is not importable ({type(e).__name__}: {e}); install the 'triton' package"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return None
-    if interpret():
-        return None
-    return (f"fused ResnetBlock2D kernels are Triton GPU kernels; device {dev} is not CUDA "
-            "(on a CPU they run only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
+    return triton_unavailable(device, "fused ResnetBlock2D kernels are Triton GPU kernels")
 
 
 def _kernels(interpreted: bool):

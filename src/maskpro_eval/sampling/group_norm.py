@@ -45,7 +45,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
-from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least, triton_unavailable
 
 __all__ = ["GroupNormKernelError", "GroupNormAct", "GroupNormResnetBlock2D", "group_norm_act",
            "group_norm_act_reference", "group_norm_config", "install_onepass_group_norm",
@@ -68,14 +68,7 @@ class GroupNormKernelError(MaskProEvalError):
 
 def onepass_group_norm_unavailable(device: Any) -> str | None:
     """Why the one-pass GroupNorm kernel cannot run on ``device`` (None when it can)."""
-    try:
-        import triton  # noqa: F401
-    except Exception as e:  # pragma: no cover - depends on the install
-        return f"Triton is not importable ({type(e).__name__}: {e}); install the 'triton' package"
-    if torch.device(device).type == "cuda" or interpret():
-        return None
-    return (f"the one-pass GroupNorm is a Triton GPU kernel; device {torch.device(device)} is not CUDA "
-            "(on a CPU it runs only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
+    return triton_unavailable(device, "the one-pass GroupNorm is a Triton GPU kernel")
 
 
 def _pow2(n: int) -> bool:

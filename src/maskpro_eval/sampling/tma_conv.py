@@ -40,7 +40,7 @@ from torch import nn
 
 from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
-from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least
+from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least, triton_unavailable
 
 __all__ = ["TmaConvConfig", "TmaConvError", "TmaConv2d", "CANDIDATES", "conv3x3_tma", "conv3x3_tma_padded",
            "install_tma_conv", "pack_weight", "pad_input", "CANDIDATE_TOLERANCE", "tma_conv_config", "tma_conv_unavailable", "tune_tma_conv",
@@ -72,22 +72,15 @@ CANDIDATE_TOLERANCE = 1e-2
 
 
 def tma_conv_unavailable(device: Any) -> str | None:
-    """Why the TMA convolution cannot run on ``device`` (None when it can)."""
-    try:
-        import triton  # noqa: F401
-    except Exception as e:  # pragma: no cover - depends on the install
-        return f"Triton is not importable ({type(e).__name__}: {e}); install the 'triton' package"
+    """Why the TMA convolution cannot run on ``device`` (None when it can): also a GPU older than Hopper."""
+    why = triton_unavailable(device, "the TMA convolution is a Triton GPU kernel")
     dev = torch.device(device)
-    if dev.type == "cuda":
+    if why is None and dev.type == "cuda":
         major, minor = torch.cuda.get_device_capability(dev)
         if major < 9:
             return (f"the TMA convolution needs a GPU of compute capability >= 9.0 (Hopper); "
                     f"{torch.cuda.get_device_name(dev)} is {major}.{minor}")
-        return None
-    if interpret():
-        return None
-    return (f"the TMA convolution is a Triton GPU kernel; device {dev} is not CUDA "
-            "(on a CPU it runs only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
+    return why
 
 
 def _kernels():

@@ -11,12 +11,27 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["interpret", "kernels_module", "pow2_at_least"]
+__all__ = ["interpret", "kernels_module", "pow2_at_least", "triton_unavailable"]
 
 
 def interpret() -> bool:
     """Whether Triton's CPU interpreter is on (``TRITON_INTERPRET`` set and not ``0``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def triton_unavailable(device, what: str) -> str | None:
+    """Why the Triton kernel(s) ``what`` (e.g. "the one-pass GroupNorm is a Triton GPU kernel") cannot run on
+    ``device``: Triton not importable, or not CUDA and the interpreter off. None when they can."""
+    import torch
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # pragma: no cover - depends on the install
+        return f"Triton is not importable ({type(e).__name__}: {e}); install the 'triton' package"
+    dev = torch.device(device)
+    if dev.type == "cuda" or interpret():
+        return None
+    return (f"{what}; device {dev} is not CUDA "
+            "(on a CPU only through Triton's interpreter, TRITON_INTERPRET=1, for tests)")
 
 
 @functools.lru_cache(maxsize=8)
