@@ -41,8 +41,8 @@ def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):
 
 def test_default_configuration_and_box():
     from maskpro_eval.sampling.tma_conv import TmaConvConfig, _box, tma_conv_config
-    assert tma_conv_config(1024, 128, 128, 32, 32) == TmaConvConfig(256, 128, 64, 8, 3)
-    assert tma_conv_config(1024, 256, 256, 16, 16).bn == 128
+    assert tma_conv_config(128, 128) == TmaConvConfig(256, 128, 64, 8, 3)
+    assert tma_conv_config(256, 256).bn == 128
     assert _box(TmaConvConfig(128), 32, 32) == (1, 4, 32)    # 4 whole rows of one sample
     assert _box(TmaConvConfig(128), 8, 8) == (2, 8, 8)       # 2 whole samples
     assert _box(TmaConvConfig(128), 4, 4) == (8, 4, 4)

@@ -42,9 +42,9 @@ from maskpro_eval.errors import MaskProEvalError
 from maskpro_eval.sampling.module_swap import swap_and_check
 from maskpro_eval.sampling.triton_loader import interpret, kernels_module, pow2_at_least, triton_unavailable
 
-__all__ = ["TmaConvConfig", "TmaConvError", "TmaConv2d", "CANDIDATES", "conv3x3_tma", "conv3x3_tma_padded",
-           "install_tma_conv", "pack_weight", "pad_input", "CANDIDATE_TOLERANCE", "tma_conv_config", "tma_conv_unavailable", "tune_tma_conv",
-           "TOLERANCE"]
+__all__ = ["CANDIDATES", "CANDIDATE_TOLERANCE", "TOLERANCE", "TmaConv2d", "TmaConvConfig", "TmaConvError",
+           "conv3x3_tma", "conv3x3_tma_padded", "install_tma_conv", "pack_weight", "pad_input", "tma_conv_config",
+           "tma_conv_unavailable", "tune_tma_conv"]
 
 #: max |patched - original| / max |original| allowed by the install check, per UNet dtype
 TOLERANCE = {torch.float16: 5e-3, torch.bfloat16: 3e-2}
@@ -98,7 +98,7 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(0, 2, 3, 1).reshape(c_out, 9 * c_in).contiguous()
 
 
-def tma_conv_config(n: int, c_in: int, c_out: int, h: int, w: int) -> TmaConvConfig:
+def tma_conv_config(c_in: int, c_out: int) -> TmaConvConfig:
     """The default launch configuration (no timed search): 256 pixels x up to 128 channels, BK 64 (16-32 for
     fewer input channels), 8 warps, 3 stages: the fastest 4-D tile that was right on every DDPM CIFAR-10 shape
     on an H100, and within 10 % of the best padded tile at the large shapes."""
@@ -113,6 +113,10 @@ def _box(config: TmaConvConfig, h: int, w: int) -> tuple[int, int, int]:
         raise TmaConvError(f"BM={config.bm} is smaller than one padded image row ({bw} pixels)")
     th = min(pow2_at_least(h), config.bm // bw)
     return config.bm // (bw * th), th, bw
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _check_operands(x: torch.Tensor, weight_k: torch.Tensor) -> tuple[int, int, int, int, int]:
@@ -144,16 +148,12 @@ def _launch_4d(x, weight_k, bias, residual, config: TmaConvConfig) -> torch.Tens
         r_desc = _descriptor(rh, [imgs, th, bw, bn])
     else:
         r_desc = o_desc  # not read (HAS_RES=False)
-    grid = (triton_cdiv(c_out, bn), triton_cdiv(n, imgs) * triton_cdiv(h, th))
+    grid = (_cdiv(c_out, bn), _cdiv(n, imgs) * _cdiv(h, th))
     _kernels().conv3x3_tma4d_kernel[grid](
         _descriptor(xh, [imgs, th, bw, bk]), _descriptor(weight_k, [bn, bk]), bias, r_desc, o_desc, c_out,
         CIN=c_in, H=h, IMGS=imgs, TH=th, BW=bw, BN=bn, BK=bk, HAS_RES=residual is not None,
         num_warps=config.warps, num_stages=config.stages)
     return out.permute(0, 3, 1, 2)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def conv3x3_tma(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
@@ -165,8 +165,7 @@ def conv3x3_tma(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
     channels-last memory, float32 accumulation, one rounding. ``config``: None takes :func:`tma_conv_config`.
     On CUDA it needs ``experimental=True``: on an H100 with Triton 3.6 the tiles with BM = 128 and BK = 64 gave
     wrong results, and a tile that passed a check against cuDNN was wrong on the next call (see the module)."""
-    n, c_in, h, w = x.shape
-    config = config or tma_conv_config(n, c_in, weight_k.shape[0], h, w)
+    config = config or tma_conv_config(x.shape[1], weight_k.shape[0])
     if x.is_cuda and not experimental:
         raise TmaConvError("the 4-D-box TMA convolution gave wrong results at some tiles on an H100 (Triton 3.6); "
                            "use conv3x3_tma_padded, or pass experimental=True (benchmarks)")
@@ -186,7 +185,7 @@ def _launch_padded(xp, weight_k, bias, config: TmaConvConfig) -> torch.Tensor:
     rows = n * hp * wp
     out = torch.empty((n, h, w, c_out), device=xp.device, dtype=xp.dtype)
     bn = min(config.bn, pow2_at_least(c_out, 16))
-    grid = (triton_cdiv(c_out, bn), triton_cdiv(rows, config.bm))
+    grid = (_cdiv(c_out, bn), _cdiv(rows, config.bm))
     _kernels().conv3x3_tma_padded_kernel[grid](
         _descriptor(xp.view(rows, c_in), [config.bm, config.bk]), _descriptor(weight_k, [bn, config.bk]),
         bias, out, rows, c_out, H=h, W=w, CIN=c_in, BM=config.bm, BN=bn, BK=config.bk,
@@ -200,9 +199,8 @@ def conv3x3_tma_padded(x: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tens
     """The same convolution by the 2-D kernel over a zero-padded input (see the kernel). ``padded``: the input
     already padded (:func:`pad_input`), else padded here from ``x`` (one extra pass)."""
     xp = pad_input(x) if padded is None else padded
-    n, hp, wp, c_in = xp.shape
     if config is None:
-        config = _TUNED.get(_shape_key(xp, weight_k)) or tma_conv_config(n, c_in, weight_k.shape[0], hp - 2, wp - 2)
+        config = _TUNED.get(_shape_key(xp, weight_k)) or tma_conv_config(xp.shape[3], weight_k.shape[0])
     return _launch_padded(xp, weight_k, bias, config)
 
 
