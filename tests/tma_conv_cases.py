@@ -114,6 +114,25 @@ def test_install_restores_the_unet_when_the_check_fails(monkeypatch):
     assert [n for n, m in unet.named_modules() if type(m) is torch.nn.Conv2d] == names
 
 
+def test_the_tile_search_drops_a_candidate_that_disagrees_with_conv2d(monkeypatch):
+    """tune_tma_conv checks every candidate against conv2d before timing it: a wrong one gets inf and is never
+    chosen; when every candidate is wrong the search refuses."""
+    x, wt, b = _operands(1, 16, 16, 4, 4, seed=6)
+    xp, wk = tc.pad_input(x), tc.pack_weight(wt)
+    good, bad = tc.TmaConvConfig(32, 16, 16, 4, 2), tc.TmaConvConfig(64, 16, 16, 4, 2)
+    launch = tc._launch_padded
+
+    def faulty(xp_, wk_, b_, cfg):
+        y = launch(xp_, wk_, b_, cfg)
+        return y * 1.5 if cfg == bad else y
+    monkeypatch.setattr(tc, "_launch_padded", faulty)
+    best, times = tc.tune_tma_conv(xp, wk, b, candidates=(bad, good))
+    assert best == good and times[bad] == float("inf") and times[good] < float("inf")
+    assert tc._TUNED[tc._shape_key(xp, wk)] == good
+    with pytest.raises(tc.TmaConvError, match="matches cuDNN"):
+        tc.tune_tma_conv(xp, wk, b, candidates=(bad,))
+
+
 def test_a_float32_conv_is_refused():
     conv = torch.nn.Conv2d(16, 16, 3, padding=1)
     with pytest.raises(tc.TmaConvError, match="float16/bfloat16"):

@@ -468,6 +468,7 @@ class FastDDIMSampler:
                 "channels_last": self.channels_last, "batch_size": int(self.sampling.batch_size),
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
+                **({"tma_conv": True} if self.engine.tma_conv else {}),
                 **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
                    if self.sampling.fused_resnet else {}),
                 **({"onepass_group_norm": True} if self.sampling.onepass_group_norm else {})}

@@ -215,10 +215,10 @@ def _shape_key(x: torch.Tensor, weight_k: torch.Tensor) -> tuple:
 def tune_tma_conv(xp: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
                   candidates=CANDIDATES) -> tuple[TmaConvConfig, dict]:
     """Time each candidate configuration of the padded kernel on these operands (``xp`` from :func:`pad_input`;
-    CUDA; median of Triton's ``do_bench``) and remember the fastest for this shape; returns it and
-    ``{config: ms}``. A candidate that fails to build, or whose result differs from cuDNN's by more than
+    median of 20 calls by :func:`~maskpro_eval.runtime.timing.time_callable`, CUDA events on a GPU) and remember
+    the fastest for this shape; returns it and ``{config: ms}``. A candidate that fails to build, or whose result differs from cuDNN's by more than
     :data:`CANDIDATE_TOLERANCE` (relative to max |y|), gets ``inf``."""
-    import triton.testing
+    from maskpro_eval.runtime.timing import time_callable
     c_out = weight_k.shape[0]
     xin = xp[:, 1:-1, 1:-1, :].permute(0, 3, 1, 2)
     c_in = xin.shape[1]
@@ -231,7 +231,7 @@ def tune_tma_conv(xp: torch.Tensor, weight_k: torch.Tensor, bias: torch.Tensor,
             return _launch_padded(xp, weight_k, bias, cfg)
         try:
             err = float((fn().float() - ref).abs().max()) / scale
-            times[cfg] = (float(triton.testing.do_bench(fn, warmup=5, rep=20, return_mode="median"))
+            times[cfg] = (time_callable(fn, warmup=5, rounds=20, device=xp.device).median_s * 1e3
                           if err <= CANDIDATE_TOLERANCE else float("inf"))
         except Exception:  # a configuration that does not fit (shared memory, registers) is skipped
             times[cfg] = float("inf")
