@@ -119,7 +119,8 @@ def sampling(path: str, unet, scheduler_config, n: int, steps: int, batch: int, 
 
 
 # ------------------------------------------------------------------------ fast-path settings (sweep)
-#: Tokens of a fast-path setting, joined by '+' (e.g. ``compile+freeze+bf16``).
+#: Tokens of a fast-path setting, joined by '+' (e.g. ``compile+freeze+bf16``); besides these, ``io.NAME`` sets the
+#: boolean inductor option NAME (e.g. ``compile+fp16+io.max_autotune_pointwise``).
 SETTING_TOKENS = {
     "compile": "torch.compile (default mode)",
     "ma": "torch.compile mode max-autotune-no-cudagraphs",
@@ -132,6 +133,8 @@ SETTING_TOKENS = {
     "gn": "one-pass GroupNorm (+ bias/time add, + SiLU) Triton kernel (sampling.group_norm)",
     "tcp": "3x3 convolutions as TMA-fed implicit GEMMs in Triton over a zero-padded input instead of cuDNN "
            "(sampling.tma_conv)",
+    "2s": "each batch split in two halves, each half's DDIM steps on its own CUDA stream (engine option streams=2)",
+    "4s": "each batch split in four parts on four CUDA streams (engine option streams=4)",
     "fr": "fused ResnetBlock2D: Triton 3x3 convolutions with GroupNorm/SiLU prologue, bias/time/residual/stats epilogue",
     "fp16": "float16 UNet (the default)",
     "bf16": "bfloat16 UNet",
@@ -143,6 +146,8 @@ SETTING_TOKENS = {
 def setting_config(setting: str, batch: int) -> dict:
     """``"compile+freeze+bf16"`` -> FastDDIMSampler keyword arguments (SamplingConfig fields and FastEngineOptions)."""
     toks = [t for t in setting.split("+") if t]
+    extra = {t[3:]: True for t in toks if t.startswith("io.") and len(t) > 3}  # any boolean inductor option
+    toks = [t for t in toks if not t.startswith("io.")]
     bad = [t for t in toks if t not in SETTING_TOKENS]
     if bad:
         raise ValueError(f"unknown setting tokens {bad}; known: {', '.join(SETTING_TOKENS)}")
@@ -150,13 +155,14 @@ def setting_config(setting: str, batch: int) -> dict:
     if len(dtypes) > 1:
         raise ValueError(f"setting {setting!r}: at most one of fp16, bf16, tf32, fp32")
     dt = dtypes[0] if dtypes else "fp16"
-    opts = {k: True for t, k in (("cdt", "coordinate_descent_tuning"), ("freeze", "freezing")) if t in toks}
+    opts = {k: True for t, k in (("cdt", "coordinate_descent_tuning"), ("freeze", "freezing")) if t in toks} | extra
     return dict(batch_size=batch, dtype={"fp16": "float16", "bf16": "bfloat16"}.get(dt, "float32"),
                 allow_tf32={"tf32": True, "fp32": False}.get(dt), compile="compile" in toks or "ma" in toks,
                 compile_mode="max-autotune-no-cudagraphs" if "ma" in toks else None,
                 compile_options=opts or None, cudnn_benchmark="bench" in toks, channels_last="cl" in toks,
                 cuda_graph="graph" in toks, time_table="tt" in toks, fused_resnet="fr" in toks,
-                onepass_group_norm="gn" in toks, tma_conv="tcp" in toks)
+                onepass_group_norm="gn" in toks, tma_conv="tcp" in toks,
+                streams=4 if "4s" in toks else 2 if "2s" in toks else 1)
 
 
 def fast_sampler(unet, scheduler_config, setting: str, batch: int, steps: int, device: str):
@@ -170,13 +176,15 @@ def fast_sampler(unet, scheduler_config, setting: str, batch: int, steps: int, d
 def unet_call(sampler, batch: int, setting: str = "") -> Case:
     """One UNet call of ``sampler`` as sampling makes it (:meth:`FastDDIMSampler.unet_call`, middle step)."""
     from maskpro_eval.analysis.flops import unet_flops_per_image_step
-    x = sampler.noise(range(batch))
+    call_batch = batch // sampler.engine.streams  # with streams, sampling calls the UNet on one part at a time
+    x = sampler.noise(range(call_batch))
 
     def fn():
         with sampler.forward_context():
             return sampler.unet_call(x)
-    return Case(f"unet-call-{setting}", fn, batch, "img-steps", str(sampler.device),
-                {"setting": setting, "batch": batch, "flops_per_unit": unet_flops_per_image_step(sampler.model)["flops"]})
+    return Case(f"unet-call-{setting}", fn, call_batch, "img-steps", str(sampler.device),
+                {"setting": setting, "batch": batch, "call_batch": call_batch,
+                 "flops_per_unit": unet_flops_per_image_step(sampler.model)["flops"]})
 
 
 def whole_batch(sampler, batch: int, setting: str = "") -> Case:

@@ -13,7 +13,7 @@
 #   kernels      inductor's Triton kernels of one compiled UNet call in GB/s (python -m benchmarks kernels)
 #   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FULL_ARGS extra),
 #                inductor's on-disk cache in $CCACHE (default /root/ccache): COLD=1 empties it first
-# Environment: GPUTESTS (test files), TC_CONFIGS (tiles for `tmaconv`), GN_CONFIGS (launch configs for `groupnorm`), FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
+# Environment: GPUTESTS (test files), SETTINGS_BATCH (batch of `settings`, default 1024), TC_CONFIGS (tiles for `tmaconv`), GN_CONFIGS (launch configs for `groupnorm`), FR_CONFIGS (tile list for `fused`), SETTINGS (for `settings`), FULL_ARGS (extra pytest options),
 #              RUN_NAME (full50k's output names), CCACHE, COLD.
 set -uo pipefail
 OUT="${OUT:-$PWD/gpu_out}"
@@ -68,8 +68,8 @@ stage_tmaconv() {
 stage_settings() {
   local s
   for s in ${SETTINGS:-compile+fp16 fp16+fr+graph compile+fp16+fr}; do
-    timeout "${SETTINGS_TIMEOUT:-150}" $PY -m benchmarks settings --model ddpm-cifar10 --batch 1024 --rounds 10 --batch-rounds 1 \
-      --settings "$s" --out "$OUT/settings_${s//+/_}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
+    timeout "${SETTINGS_TIMEOUT:-150}" $PY -m benchmarks settings --model ddpm-cifar10 --batch "${SETTINGS_BATCH:-1024}" --rounds 10 --batch-rounds 1 \
+      --settings "$s" --out "$OUT/settings_${s//+/_}${SETTINGS_BATCH:+_b$SETTINGS_BATCH}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
   done
 }
 

@@ -174,3 +174,13 @@ def test_inductor_bandwidth_table_is_parsed_per_call_with_copy_bandwidth_fractio
     assert s["kernels_below_half_copy_bw_ms"] == 0
     assert bandwidth_summary(blocks[1], copy_gbs=5000.0)["kernels_below_half_copy_bw_ms"] == 2.0
     assert parse_inductor_bandwidth("no table here") == []
+
+
+def test_setting_tokens_map_to_sampler_options():
+    """``2s``/``4s`` are the engine's ``streams``; ``io.NAME`` is a boolean inductor option next to cdt/freeze."""
+    from benchmarks.cases import setting_config
+    c = setting_config("compile+fp16+2s+cdt+io.max_autotune_pointwise", 1024)
+    assert c["streams"] == 2 and c["compile"] and c["dtype"] == "float16"
+    assert c["compile_options"] == {"coordinate_descent_tuning": True, "max_autotune_pointwise": True}
+    assert setting_config("fp16+4s", 8)["streams"] == 4 and setting_config("fp16", 8)["streams"] == 1
+    assert setting_config("fp16", 8)["compile_options"] is None

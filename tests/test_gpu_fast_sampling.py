@@ -40,6 +40,25 @@ def test_fp32_fast_path_equals_standard_path_bit_for_bit(unet, reference, batch,
     np.testing.assert_array_equal(out, reference)
 
 
+@pytest.mark.parametrize("streams", [2, 4])
+def test_batch_split_over_streams_gives_the_same_images(unet, reference, streams):
+    """``streams`` splits each batch into parts issued step by step (on a CPU one after the other): same samples,
+    and the recorded protocol says so."""
+    s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, dtype="float32", device="cpu", pad_last_batch=True,
+                        streams=streams)
+    np.testing.assert_array_equal(s.images(7), reference)
+    assert s.protocol()["streams"] == streams
+    assert s.stats["unet_calls"] == 2 * STEPS * streams  # two batches (7 padded to 8), one call per part and step
+
+
+@pytest.mark.parametrize("kw,words", [(dict(streams=3), "divides the batch size 4"),
+                                      (dict(streams=0), "positive integer"),
+                                      (dict(streams=2, cuda_graph=True), "cuda_graph")])
+def test_bad_streams_are_refused_with_the_reason(unet, kw, words):
+    with pytest.raises(FastSamplingError, match=words):
+        FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, dtype="float32", device="cpu", **kw)
+
+
 def test_any_subset_of_indices_gives_the_same_samples(unet, reference):
     s = FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=2, dtype="float32", device="cpu")
     np.testing.assert_array_equal(s.images(indices=[6, 2, 5]), reference[[6, 2, 5]])
@@ -152,3 +171,19 @@ def test_gpu_inception_features_equal_the_standard_extractor_on_cpu():
     np.testing.assert_array_equal(got.numpy(), std.features(imgs, batch_size=2))
     with pytest.raises(Exception, match="uint8"):
         fast(torch.zeros(1, 3, 32, 32))
+
+
+@pytest.mark.gpu
+def test_on_cuda_streams_give_the_images_of_the_same_call_shape():
+    """On a GPU, ``streams=2`` at batch 2B calls the UNet at B, on two streams at once: its images equal those
+    of ``streams=1`` at batch B (same call shape, same kernels), compiled and float16 as the route runs."""
+    from maskpro_eval.runtime.timing import cuda_skip_reason
+    if cuda_skip_reason():
+        pytest.skip(cuda_skip_reason())
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
+    torch.manual_seed(0)
+    model = build_ddpm_cifar10_unet()
+    kw = dict(steps=10, seed=5, device="cuda", dtype="float16", compile=True)
+    one = FastDDIMSampler(model, batch_size=64, **kw).images(256)
+    two = FastDDIMSampler(model, batch_size=128, streams=2, **kw).images(256)
+    np.testing.assert_array_equal(two, one)

@@ -89,6 +89,10 @@ class FastEngineOptions:
             UNet when installed; install report ``FastDDIMSampler.tma_conv_report``). Like ``cudnn_benchmark``
             it changes only which kernel computes a convolution (float32 accumulation either way). Measured
             slower than cuDNN in the compiled UNet (0.76x on an H100), so off by default.
+        streams: split every batch into this many equal parts and run each part's DDIM steps on its own CUDA
+            stream, so that one part's memory-bound kernels can run beside another part's convolutions. The
+            UNet is then called at ``batch_size / streams`` (the batch size must divide). On a CPU the parts
+            run one after the other (same images as ``streams=1``). Not with ``cuda_graph``.
     """
 
     autocast: bool = False
@@ -102,6 +106,7 @@ class FastEngineOptions:
     time_table: bool = False
     fused_block: tuple | None = None
     tma_conv: bool = False
+    streams: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,6 +215,12 @@ class FastDDIMSampler:
         self.clip = bool(self.scheduler.config.clip_sample)
         self.clip_range = float(self.scheduler.config.clip_sample_range)
 
+        if not isinstance(eng.streams, int) or eng.streams < 1 or int(cfg.batch_size) % eng.streams:
+            raise FastSamplingError(f"streams={eng.streams!r}: expected a positive integer that divides the batch "
+                                    f"size {cfg.batch_size}")
+        if eng.streams > 1 and eng.cuda_graph:
+            raise FastSamplingError("streams > 1 runs the batch's parts on separate CUDA streams; it does not combine "
+                                    "with cuda_graph (one captured call per batch): choose one")
         if eng.tma_conv and (cfg.fused_resnet or cfg.onepass_group_norm):
             raise FastSamplingError("tma_conv replaces the convolutions that fused_resnet and onepass_group_norm "
                                     "call themselves; choose one")
@@ -370,21 +381,57 @@ class FastDDIMSampler:
         direction = c["dir"] * pred_eps
         return c["sqrt_alpha_prev"] * x0 + direction
 
+    def _denoise_step(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        eps = self._call_unet(self._prep_input(x), self.coefs[k]["t"]).float()
+        if self.channels_last:
+            eps = eps.contiguous()
+        return self._step(eps, k, x).float()
+
+    def _part_streams(self) -> list:
+        """The side streams of ``engine.streams`` (CUDA only; created once)."""
+        if self.device.type != "cuda":
+            return [None] * self.engine.streams
+        if getattr(self, "_streams", None) is None:
+            self._streams = [torch.cuda.Stream(self.device) for _ in range(self.engine.streams)]
+        return self._streams
+
     def denoise(self, x_T: torch.Tensor) -> torch.Tensor:
         """x_T (float32, on the device) -> x_0 (float32): all DDIM steps."""
+        if self.engine.streams > 1:
+            return self._denoise_parts(x_T)
         x = x_T
         with self.forward_context():
-            for k, c in enumerate(self.coefs):
-                eps = self._call_unet(self._prep_input(x), c["t"])
-                eps = eps.float()
-                if self.channels_last:
-                    eps = eps.contiguous()
-                x = self._step(eps, k, x).float()
+            for k in range(len(self.coefs)):
+                x = self._denoise_step(x, k)
         return x
 
+    def _denoise_parts(self, x_T: torch.Tensor) -> torch.Tensor:
+        """:meth:`denoise` with the batch split into ``engine.streams`` parts, each on its own stream; the
+        steps are issued part after part, so the GPU may overlap one part's kernels with another's."""
+        import contextlib
+        if x_T.shape[0] % self.engine.streams:
+            raise FastSamplingError(f"streams={self.engine.streams}: a batch of {x_T.shape[0]} does not split evenly")
+        parts = list(x_T.chunk(self.engine.streams))
+        streams = self._part_streams()
+        main = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
+        with self.forward_context():
+            for s in streams:
+                if s is not None:
+                    s.wait_stream(main)
+            for k in range(len(self.coefs)):
+                for j, s in enumerate(streams):
+                    with torch.cuda.stream(s) if s is not None else contextlib.nullcontext():
+                        parts[j] = self._denoise_step(parts[j], k)
+            for j, s in enumerate(streams):
+                if s is not None:
+                    main.wait_stream(s)
+                    parts[j].record_stream(main)
+        return torch.cat(parts)
+
     def warmup(self, batch_size: int | None = None) -> float:
-        """Compile / capture at the run's batch shape on random input; returns the seconds it took."""
-        b = int(batch_size or self.sampling.batch_size)
+        """Compile / capture at the run's UNet call shape (the batch size over ``engine.streams``) on random
+        input; returns the seconds it took."""
+        b = int(batch_size or self.sampling.batch_size) // self.engine.streams
         t0 = time.perf_counter()
         x = torch.randn((b, *self.shape), device=self.device, generator=None)
         with self.forward_context():
@@ -469,6 +516,7 @@ class FastDDIMSampler:
                 "pad_last_batch": self.pad_last_batch, "allow_tf32": self.engine.allow_tf32,
                 "device": str(self.device), **({"time_table": True} if self.engine.time_table else {}),
                 **({"tma_conv": True} if self.engine.tma_conv else {}),
+                **({"streams": self.engine.streams} if self.engine.streams > 1 else {}),
                 **({"fused_resnet": True, "fused_block": list(self.engine.fused_block or ())}
                    if self.sampling.fused_resnet else {}),
                 **({"onepass_group_norm": True} if self.sampling.onepass_group_norm else {})}
