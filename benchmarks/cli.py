@@ -11,6 +11,7 @@ to ``--out`` (and prints it when ``--out`` is not given). ``table`` prints the r
     settings     fast-path settings (compile, freezing, cudnn.benchmark, channels-last, dtype, ...)
     profile      where the time of one UNet call goes (torch.profiler, kernels grouped by kind)
     kernels      inductor's Triton kernels of one compiled UNet call, each in GB/s against the copy bandwidth
+    overlap      features of the previous batch on a side stream while the next batch samples (time hidden)
     inception    Inception feature img/s: strict fp32 vs TF32, deterministic cuDNN or not
     frechet      time of the feature statistics + Frechet distance (numpy float64 vs torch float64)
     fid50k       the end-to-end full-tier route (maskpro_eval.runtime.distributed; torchrun for >1 GPU)
@@ -297,6 +298,27 @@ def cmd_inception(args):
             "weights": args.weights, "device": dev}, {"rows": rows}
 
 
+def cmd_overlap(args):
+    from benchmarks.overlap import feature_overlap
+    from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, PixelBlockFeatures
+    dev = _device(args)
+    unet, sched = load_model(args.model, args.model_seed)
+    sampler, warm_s = cases.fast_sampler(unet, sched, args.setting, args.batch, args.steps, dev)
+    if args.features == "inception":
+        ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch)
+        fprot = ext.protocol
+    elif args.features == "pixel":
+        ext, fprot = PixelBlockFeatures(device=dev), {"name": "pixel block sums (stand-in)"}
+    else:
+        raise ValueError(f"--features {args.features!r}; expected inception or pixel")
+    figs = feature_overlap(sampler, ext, args.batches, dev, rounds=args.rounds)
+    print(json.dumps({k: figs[k] for k in ("sampling_s", "features_s", "pipelined_s", "hidden_s")}), flush=True)
+    return {"model": args.model, "setting": args.setting, "batch": args.batch, "steps": args.steps,
+            "batches": args.batches, "features": args.features, "feature_batch": args.feature_batch,
+            "rounds": args.rounds, "device": dev}, {**figs, "compile_and_warmup_s": warm_s,
+                                                    "features_protocol": fprot, "sampler": sampler.protocol()}
+
+
 def cmd_frechet(args):
     dev = _device(args)
     rows = [cases.run_timed(cases.frechet(args.n, args.dim, be, dev), rounds=args.rounds, warmup=1)
@@ -434,6 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", type=int, default=500)
     sp.add_argument("--rounds", type=int, default=3)
     sp.add_argument("--weights", default=None, help="Inception weights (default: the installed default_1.pt)")
+    sp = cmd("overlap", cmd_overlap, "features of batch k-1 on a side stream while batch k samples: the feature "
+             "time hidden by the sampling")
+    sp.add_argument("--setting", default="compile+fp16")
+    sp.add_argument("--batch", type=int, default=1024)
+    sp.add_argument("--steps", type=int, default=100)
+    sp.add_argument("--batches", type=int, default=3)
+    sp.add_argument("--features", default="inception", help="inception (needs the weights) or pixel (stand-in)")
+    sp.add_argument("--feature-batch", type=int, default=512)
+    sp.add_argument("--weights", default=None, help="Inception weights (default: the installed default_1.pt)")
+    sp.add_argument("--rounds", type=int, default=1)
     sp = cmd("frechet", cmd_frechet, "feature statistics + Frechet distance time", model=False)
     sp.add_argument("--n", type=int, default=50_000)
     sp.add_argument("--dim", type=int, default=2048)

@@ -25,6 +25,8 @@ TINY = {
     "profile": ["--setting", "fp32", "--batch", "2", "--steps", "2", "--calls", "1"],
     "inception": ["--modes", "strict-fp32/deterministic", "--n", "2", "--batch", "2", "--rounds", "1"],
     "frechet": ["--n", "64", "--dim", "8", "--rounds", "2"],
+    "overlap": ["--model", "tiny", "--setting", "fp32", "--batch", "4", "--steps", "3", "--batches", "2",
+                "--features", "pixel", "--feature-batch", "2"],
 }
 
 
@@ -60,7 +62,11 @@ def test_subcommand_record(name, tmp_path):
     argv = [name, *TINY[name], "--device", "cpu", "--out", str(tmp_path / "r.json")]
     assert main(argv) == 0
     rec = _check(tmp_path / "r.json", name, [sys.executable, "-m", "benchmarks", *argv])
-    if name not in ("env", "profile"):
+    if name == "overlap":  # same work both ways: the pipelined route computes the same features
+        f = rec["figures"]
+        assert f["sampling_s"] > 0 and f["features_s"] > 0 and f["pipelined_s"] > 0
+        assert f["max_abs_feature_diff_pipelined_vs_sequential"] == 0.0
+    elif name not in ("env", "profile"):
         rows = rec["figures"]["rows"]
         assert rows and all(r.get("rate") or (r.get("unet_call") or {}).get("rate") for r in rows)
     if name == "sampling":  # the fast path gives the standard path's images on the CPU
