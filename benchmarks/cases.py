@@ -120,7 +120,7 @@ def sampling(path: str, unet, scheduler_config, n: int, steps: int, batch: int, 
 
 # ------------------------------------------------------------------------ fast-path settings (sweep)
 #: Tokens of a fast-path setting, joined by '+' (e.g. ``compile+freeze+bf16``); besides these, ``io.NAME`` sets the
-#: boolean inductor option NAME (e.g. ``compile+fp16+io.max_autotune_pointwise``).
+#: boolean inductor option NAME (e.g. ``compile+fp16+io.max_autotune_pointwise``) and ``io0.NAME`` clears it.
 SETTING_TOKENS = {
     "compile": "torch.compile (default mode)",
     "ma": "torch.compile mode max-autotune-no-cudagraphs",
@@ -146,8 +146,9 @@ SETTING_TOKENS = {
 def setting_config(setting: str, batch: int) -> dict:
     """``"compile+freeze+bf16"`` -> FastDDIMSampler keyword arguments (SamplingConfig fields and FastEngineOptions)."""
     toks = [t for t in setting.split("+") if t]
-    extra = {t[3:]: True for t in toks if t.startswith("io.") and len(t) > 3}  # any boolean inductor option
-    toks = [t for t in toks if not t.startswith("io.")]
+    # any boolean inductor option: io.NAME sets it, io0.NAME clears it
+    extra = {t.split(".", 1)[1]: t.startswith("io.") for t in toks if t.startswith(("io.", "io0.")) and "." in t[2:-1]}
+    toks = [t for t in toks if not t.startswith(("io.", "io0."))]
     bad = [t for t in toks if t not in SETTING_TOKENS]
     if bad:
         raise ValueError(f"unknown setting tokens {bad}; known: {', '.join(SETTING_TOKENS)}")

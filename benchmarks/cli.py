@@ -143,7 +143,7 @@ def cmd_settings(args):
         sampler, warm_s = cases.fast_sampler(unet, sched, setting, args.batch, args.steps, dev)
         call = cases.run_timed(cases.unet_call(sampler, args.batch, setting), rounds=args.rounds, warmup=2)
         whole = cases.run_timed(cases.whole_batch(sampler, args.batch, setting), rounds=args.batch_rounds, warmup=0)
-        rows.append({"setting": setting, "tokens": {t: cases.SETTING_TOKENS.get(t, "inductor option " + t[3:]) for t in setting.split("+") if t},
+        rows.append({"setting": setting, "tokens": {t: cases.SETTING_TOKENS.get(t, f"inductor option {t.split('.', 1)[-1]} = {t.startswith('io.')}") for t in setting.split("+") if t},
                      "batch": args.batch, "compile_and_warmup_s": warm_s, "unet_call": call, "whole_batch": whole,
                      "projected_50k_sampling_s": 50_000 * args.steps / whole["rate"] if whole["rate"] else None,
                      "sampler": sampler.protocol()})
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--warmup", type=int, default=1)
     sp.add_argument("--check-pixels", action="store_true", help="also compare each path's images with standard's")
     sp = cmd("settings", cmd_settings, "fast-path settings: tokens joined by '+': " + ", ".join(cases.SETTING_TOKENS)
-                 + ", io.NAME (boolean inductor option NAME)")
+                 + ", io.NAME / io0.NAME (boolean inductor option NAME on / off)")
     sp.add_argument("--settings", default="compile", help="comma-separated settings, e.g. compile,compile+freeze+bf16")
     sp.add_argument("--batch", type=int, default=1024)
     sp.add_argument("--steps", type=int, default=100)

@@ -190,3 +190,4 @@ def test_setting_tokens_map_to_sampler_options():
     assert c["compile_options"] == {"coordinate_descent_tuning": True, "max_autotune_pointwise": True}
     assert setting_config("fp16+4s", 8)["streams"] == 4 and setting_config("fp16", 8)["streams"] == 1
     assert setting_config("fp16", 8)["compile_options"] is None
+    assert setting_config("compile+io0.layout_optimization", 8)["compile_options"] == {"layout_optimization": False}
