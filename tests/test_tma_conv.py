@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import run_in_triton_interpreter, tiny_unet
+from tests.builders import half_precision_on_cpu_ok, run_in_triton_interpreter, tiny_unet
 
 pytestmark = pytest.mark.unit
 
@@ -20,6 +20,7 @@ def test_tma_conv_equals_conv2d_through_the_triton_interpreter():
     run_in_triton_interpreter(CASES)
 
 
+@half_precision_on_cpu_ok
 def test_not_available_on_a_cpu_without_the_interpreter(monkeypatch):
     """The reason names the device and the interpreter; install and the sampler refuse; the sampler refuses it
     together with the kernels that call the convolutions themselves."""
