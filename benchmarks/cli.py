@@ -305,7 +305,7 @@ def cmd_overlap(args):
     unet, sched = load_model(args.model, args.model_seed)
     sampler, warm_s = cases.fast_sampler(unet, sched, args.setting, args.batch, args.steps, dev)
     if args.features == "inception":
-        ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch)
+        ext = GPUInceptionFeatures(args.weights, device=dev, batch_size=args.feature_batch, trust=args.trust_weights)
         fprot = ext.protocol
     elif args.features == "pixel":
         ext, fprot = PixelBlockFeatures(device=dev), {"name": "pixel block sums (stand-in)"}
@@ -465,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--features", default="inception", help="inception (needs the weights) or pixel (stand-in)")
     sp.add_argument("--feature-batch", type=int, default=512)
     sp.add_argument("--weights", default=None, help="Inception weights (default: the installed default_1.pt)")
+    sp.add_argument("--trust-weights", action="store_true",
+                    help="load a --weights file that is not the standard default_1.pt (e.g. a same-architecture copy "
+                         "with zeroed weights: the speed is the network's, the features are not)")
     sp.add_argument("--rounds", type=int, default=1)
     sp = cmd("frechet", cmd_frechet, "feature statistics + Frechet distance time", model=False)
     sp.add_argument("--n", type=int, default=50_000)

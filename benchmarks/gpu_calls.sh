@@ -10,6 +10,8 @@
 #                shapes (fast and exact SiLU), then every shape at the short list of tiles
 #   tmaconv      TMA implicit-GEMM 3x3 convolutions vs cuDNN per convolution shape (benchmarks/tma_conv.py)
 #   settings     whole-UNet settings, one process each (cold compile): compile+fp16 and the fused ones
+#   overlap      Inception features of batch k-1 on a side stream while batch k samples (benchmarks overlap; OSETTING,
+#                OBATCHES); zero-weight Inception copy from .inc/ when the standard weights are not joined
 #   kernels      inductor's Triton kernels of one compiled UNet call in GB/s (python -m benchmarks kernels)
 #   full50k      the user's route: pytest -m full, 50k samples, DDPM CIFAR-10 random weights (FULL_ARGS extra),
 #                inductor's on-disk cache in $CCACHE (default /root/ccache): COLD=1 empties it first
@@ -71,6 +73,21 @@ stage_settings() {
     timeout "${SETTINGS_TIMEOUT:-150}" $PY -m benchmarks settings --model ddpm-cifar10 --batch "${SETTINGS_BATCH:-1024}" --rounds 10 --batch-rounds 1 \
       --settings "$s" --out "$OUT/settings_${s//+/_}${SETTINGS_BATCH:+_b$SETTINGS_BATCH}.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$OUT/settings.log"
   done
+}
+
+stage_overlap() {
+  # Inception features pipelined with sampling (python -m benchmarks overlap). Without the joined standard weights
+  # it times a same-architecture copy with zeroed weights (.inc/inception_zero_weights.pt.xz, 39 KB: made from
+  # default_1.pt by zeroing every parameter; the speed is Inception's, the features are zeros)
+  local w=/root/inc/default_1.pt trust=""
+  if [ ! -f "$w" ]; then
+    w=/root/inc/inception_zero.pt trust="--trust-weights"
+    $PY -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.decompress(open(sys.argv[1], 'rb').read()))" \
+      .inc/inception_zero_weights.pt.xz "$w" || return 1
+  fi
+  timeout "${OVERLAP_TIMEOUT:-300}" $PY -m benchmarks overlap --model ddpm-cifar10 --setting "${OSETTING:-compile+fp16}" \
+    --batch 1024 --batches "${OBATCHES:-3}" --weights "$w" $trust --out "$OUT/overlap.json" 2>&1 | grep -v -i warn \
+    | tail -5 | tee "$OUT/overlap.log"
 }
 
 stage_kernels() {
