@@ -53,7 +53,8 @@ def test_batch_split_over_streams_gives_the_same_images(unet, reference, streams
 
 @pytest.mark.parametrize("kw,words", [(dict(streams=3), "divides the batch size 4"),
                                       (dict(streams=0), "positive integer"),
-                                      (dict(streams=2, cuda_graph=True), "cuda_graph")])
+                                      (dict(streams=2, cuda_graph=True), "cuda_graph"),
+                                      (dict(streams=2, time_table=True), "time_table")])
 def test_bad_streams_are_refused_with_the_reason(unet, kw, words):
     with pytest.raises(FastSamplingError, match=words):
         FastDDIMSampler(unet, steps=STEPS, seed=3, batch_size=4, dtype="float32", device="cpu", **kw)

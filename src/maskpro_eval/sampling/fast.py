@@ -92,7 +92,7 @@ class FastEngineOptions:
         streams: split every batch into this many equal parts and run each part's DDIM steps on its own CUDA
             stream, so that one part's memory-bound kernels can run beside another part's convolutions. The
             UNet is then called at ``batch_size / streams`` (the batch size must divide). On a CPU the parts
-            run one after the other (same images as ``streams=1``). Not with ``cuda_graph``.
+            run one after the other (same images as ``streams=1``). Not with ``cuda_graph`` or ``time_table``.
     """
 
     autocast: bool = False
@@ -218,9 +218,10 @@ class FastDDIMSampler:
         if not isinstance(eng.streams, int) or eng.streams < 1 or int(cfg.batch_size) % eng.streams:
             raise FastSamplingError(f"streams={eng.streams!r}: expected a positive integer that divides the batch "
                                     f"size {cfg.batch_size}")
-        if eng.streams > 1 and eng.cuda_graph:
+        if eng.streams > 1 and (eng.cuda_graph or eng.time_table):
             raise FastSamplingError("streams > 1 runs the batch's parts on separate CUDA streams; it does not combine "
-                                    "with cuda_graph (one captured call per batch): choose one")
+                                    "with cuda_graph (one captured call per batch) or time_table (one step index "
+                                    "shared by every call): choose one")
         if eng.tma_conv and (cfg.fused_resnet or cfg.onepass_group_norm):
             raise FastSamplingError("tma_conv replaces the convolutions that fused_resnet and onepass_group_norm "
                                     "call themselves; choose one")
