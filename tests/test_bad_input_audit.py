@@ -22,6 +22,11 @@ CASES = [
     (["--onepass-group-norm"], "--onepass-group-norm runs inside the fast sampler. Fix: add --sampling-backend fast"),
     (["--onepass-group-norm", "--sampling-backend", "fast"], "--onepass-group-norm: the one-pass GroupNorm is a Triton GPU"),
     (["--onepass-group-norm", "--fused-resnet"], "both replace the resnets' GroupNorm. Fix: give one of them"),
+    (["--compile-options", "max_autotune_pointwise=1"], "--compile-options sets options of the compiled UNet"),
+    (["--sampling-backend", "fast", "--compile-sampler", "--compile-options", "max_autotune_pointwse=1"],
+     "unknown inductor option(s) ['max_autotune_pointwse']"),
+    (["--sampling-backend", "fast", "--compile-sampler", "--compile-options", "max_autotune_pointwise"],
+     "expected KEY=VALUE"),
     (["--checkpoint=m=demo:nosuch"], "unknown demo model 'nosuch'"),
     (["--checkpoint", "/nonexistent/model"], "/nonexistent/model: does not exist"),
     (["--baseline", "/nonexistent/dense"], "--baseline: /nonexistent/dense: does not exist"),
@@ -176,3 +181,16 @@ def test_bad_input_gives_one_actionable_line(case, error, text, tmp_path):
 #   damaged features cache recomputed: tests/test_quality_cache.py; two runs in one second:
 #   tests/test_atomic_io.py; errors make the verdict "error": tests/test_verdict.py; greyscale/size notes:
 #   tests/test_terminal_table.py, tests/test_fid.py::test_fid_of_sets_of_different_sizes_warns_and_records_both.
+
+
+def test_good_compile_options_are_accepted_and_reach_the_sampling_protocol(quick_from_root):
+    """The valid form of the --compile-options cases above starts (collection only), and the full tier's
+    sampling config carries the parsed options."""
+    from types import SimpleNamespace
+
+    from maskpro_eval.pytest_plugin.quality import compile_options
+    args = ["--sampling-backend", "fast", "--compile-sampler", "--compile-options", "max_autotune_pointwise=1"]
+    returncode, out = quick_from_root(*args, "--co", "-q")
+    assert returncode == 0, out[-2000:]
+    cfg = SimpleNamespace(getoption=lambda name, default=None: "max_autotune_pointwise=1,split_reductions=0")
+    assert compile_options(cfg) == {"max_autotune_pointwise": True, "split_reductions": False}

@@ -188,3 +188,22 @@ def test_on_cuda_streams_give_the_images_of_the_same_call_shape():
     one = FastDDIMSampler(model, batch_size=64, **kw).images(256)
     two = FastDDIMSampler(model, batch_size=128, streams=2, **kw).images(256)
     np.testing.assert_array_equal(two, one)
+
+
+def test_compile_options_are_part_of_the_protocol_and_reach_the_compiled_unet(unet, monkeypatch):
+    """``SamplingConfig.compile_options`` needs compile, is recorded in the protocol (its own store) and becomes the
+    sampler's inductor options; a name inductor does not know is refused before anything compiles."""
+    from maskpro_eval.sampling.config import SamplingError
+    with pytest.raises(SamplingError, match="need compile=True"):
+        SamplingConfig(backend="fast", compile_options={"max_autotune_pointwise": True})
+    plain = SamplingConfig(backend="fast", compile=True)
+    tuned = SamplingConfig(backend="fast", compile=True, compile_options={"max_autotune_pointwise": True})
+    assert "compile_options" not in plain.protocol_dict()
+    assert tuned.protocol_dict()["compile_options"] == {"max_autotune_pointwise": True}
+    seen = {}
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.update(kw) or fn)
+    s = FastDDIMSampler(unet, tuned, steps=STEPS, device="cpu", dtype="float32")
+    assert seen["options"] == {"max_autotune_pointwise": True} and s.protocol()["compile_options"] == seen["options"]
+    with pytest.raises(FastSamplingError, match=r"unknown inductor option\(s\) \['nope'\]"):
+        FastDDIMSampler(unet, SamplingConfig(backend="fast", compile=True, compile_options={"nope": True}),
+                        steps=STEPS, device="cpu", dtype="float32")

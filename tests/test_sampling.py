@@ -218,7 +218,7 @@ def test_sampling_config_validation_and_dict():
     c = SamplingConfig()
     assert c.to_dict() == dict(sampler="ddim", num_inference_steps=100, eta=0.0, seed=0, batch_size=256,
                                dtype="float32", device=None, backend="standard", compile=False, fused_resnet=False,
-                               onepass_group_norm=False)
+                               onepass_group_norm=False, compile_options=None)
     # the standard backend's protocol is what it was before backends existed (old stores stay valid)
     assert "backend" not in c.protocol_dict() and "compile" not in c.protocol_dict()
     assert SamplingConfig(backend="fast").protocol_dict()["backend"] == "fast"
@@ -227,12 +227,17 @@ def test_sampling_config_validation_and_dict():
     assert SamplingConfig(backend="fast", fused_resnet=True).protocol_dict()["fused_resnet"] is True
     assert "onepass_group_norm" not in SamplingConfig(backend="fast").protocol_dict()
     assert SamplingConfig(backend="fast", onepass_group_norm=True).protocol_dict()["onepass_group_norm"] is True
+    assert "compile_options" not in SamplingConfig(backend="fast", compile=True, compile_options={}).protocol_dict()
+    assert SamplingConfig(backend="fast", compile=True, compile_options={"b": 1, "a": True}).protocol_dict()[
+        "compile_options"] == {"a": True, "b": 1}
     assert SamplingConfig(sampler="DDPM").resolved().num_inference_steps == 1000
     assert SamplingConfig(dtype="bf16").dtype == "bfloat16"
     for bad in (dict(sampler="euler"), dict(dtype="int8"), dict(eta=-1), dict(seed=-1), dict(batch_size=0),
                 dict(num_inference_steps=0), dict(backend="turbo"), dict(backend="fast", sampler="ddpm"),
                 dict(backend="fast", eta=1.0), dict(compile=True), dict(fused_resnet=True),
-                dict(onepass_group_norm=True), dict(backend="fast", onepass_group_norm=True, fused_resnet=True)):
+                dict(onepass_group_norm=True), dict(backend="fast", onepass_group_norm=True, fused_resnet=True),
+                dict(backend="fast", compile_options={"max_autotune_pointwise": True}),
+                dict(backend="fast", compile=True, compile_options=["max_autotune_pointwise"])):
         with pytest.raises(SamplingError):
             SamplingConfig(**bad)
     with pytest.raises(SamplingError, match="--sampling-backend standard"):

@@ -64,6 +64,7 @@ class FullSettings:
                 "eta": sc.eta, "seed": sc.seed, "dtype": sc.dtype, "device": self.device,
                 "sampling_backend": sc.backend, "compile": sc.compile, **({"fused_resnet": True} if sc.fused_resnet else {}),
                 **({"onepass_group_norm": True} if sc.onepass_group_norm else {}),
+                **({"compile_options": sc.compile_options} if sc.compile_options else {}),
                 "fid_ref": self.fid_ref,
                 "inception_weights": self.inception_weights, "fid_protocol": self.fid_protocol,
                 "fid_ref_protocol": self.fid_ref_protocol, "prdc_k": self.prdc_k, "consistency_seeds": self.consistency_seeds,

@@ -153,6 +153,22 @@ def _check_triton_kernels(config) -> None:
             raise ValueError(f"{opt}: {why}. Fix: --device cuda on a machine with an NVIDIA GPU, or drop {opt}")
 
 
+def _check_compile_options(config) -> None:
+    """``--compile-options``: KEY=VALUE pairs naming inductor options, with --compile-sampler (fast backend)."""
+    text = config.getoption("--compile-options", default=None)
+    if not text:
+        return
+    if not (config.getoption("--compile-sampler", default=False)
+            and config.getoption("--sampling-backend", default="standard") == "fast"):
+        raise ValueError("--compile-options sets options of the compiled UNet. Fix: add --sampling-backend fast "
+                         "--compile-sampler, or drop --compile-options")
+    from maskpro_eval.sampling.fast import FastSamplingError, check_inductor_options, parse_compile_options
+    try:
+        check_inductor_options(parse_compile_options(text))
+    except FastSamplingError as exc:
+        raise ValueError(f"--compile-options {text}: {exc}") from None
+
+
 def _check_writable_dir(option: str, folder: Path) -> None:
     """The folder exists as a folder or can be created (its first existing ancestor is a writable folder)."""
     probe = folder
@@ -174,6 +190,7 @@ def check_options(config) -> None:
                              + (" (omit it for the default)" if option == "--num-samples" else ""))
     _check_device(config.getoption("--device"))
     _check_triton_kernels(config)
+    _check_compile_options(config)
     _check_writable_dir("--reports-dir", Path(config.invocation_params.dir) / config.getoption("--reports-dir"))
     for option in ("--results-json",):
         value = config.getoption(option)

@@ -32,6 +32,9 @@ def pytest_addoption(parser):
                 help="standard (diffusers scheduler step; any sampler) or fast (DDIM eta 0 with weights cast to "
                      "--dtype, padded batches; use --dtype float16 --compile-sampler --batch-size 1024 on a GPU)")
     g.addoption("--compile-sampler", action="store_true", help="torch.compile the UNet (fast backend)")
+    g.addoption("--compile-options", default=None, metavar="KEY=VALUE,...",
+                help="inductor options for --compile-sampler, e.g. max_autotune_pointwise=1 (+6.6%% img-steps/s on an "
+                     "H100, compile time unchanged; part of the sampling protocol: its own sample store)")
     g.addoption("--fused-resnet", action="store_true",
                 help="run the UNet's ResnetBlock2Ds as fused Triton kernels (fast backend, CUDA; checked against "
                      "the unfused UNet at start)")
@@ -64,6 +67,15 @@ def pytest_addoption(parser):
         g.addoption(opt, type=float, default=None, help=f"gate threshold ({_key}); also [full] {_key} in --thresholds")
 
 
+def compile_options(config) -> dict | None:
+    """``--compile-options`` as a dict (None when not given)."""
+    text = config.getoption("--compile-options", default=None)
+    if not text:
+        return None
+    from maskpro_eval.sampling.fast import parse_compile_options
+    return parse_compile_options(text)
+
+
 def full_settings(config) -> FullSettings:
     demo = uses_demo_zoo(config)
     num = config.getoption("--num-samples") or (DEMO_NUM_SAMPLES if demo else 50_000)
@@ -80,7 +92,7 @@ def full_settings(config) -> FullSettings:
         eta=config.getoption("--eta"), seed=config.getoption("--seed"), batch_size=config.getoption("--batch-size"),
         dtype=config.getoption("--dtype"), device=config.getoption("--device"),
         backend=config.getoption("--sampling-backend"), compile=config.getoption("--compile-sampler"),
-        fused_resnet=config.getoption("--fused-resnet"),
+        compile_options=compile_options(config), fused_resnet=config.getoption("--fused-resnet"),
         onepass_group_norm=config.getoption("--onepass-group-norm"))
     return FullSettings(
         sampling=sampling, num_samples=num, fid_ref=fid_ref,

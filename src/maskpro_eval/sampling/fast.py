@@ -222,6 +222,10 @@ class FastDDIMSampler:
             raise FastSamplingError("streams > 1 runs the batch's parts on separate CUDA streams; it does not combine "
                                     "with cuda_graph (one captured call per batch) or time_table (one step index "
                                     "shared by every call): choose one")
+        if cfg.compile_options:  # the protocol's inductor options; an engine option of the same name wins
+            eng = self.engine = replace(eng, compile_options={**cfg.compile_options, **(eng.compile_options or {})})
+        if cfg.compile and eng.compile_options:
+            check_inductor_options(eng.compile_options)
         if eng.tma_conv and (cfg.fused_resnet or cfg.onepass_group_norm):
             raise FastSamplingError("tma_conv replaces the convolutions that fused_resnet and onepass_group_norm "
                                     "call themselves; choose one")
@@ -536,6 +540,17 @@ def inductor_options(mode: str | None, options: dict | None) -> dict:
     if mode not in _MODE_OPTIONS:
         raise FastSamplingError(f"compile mode {mode!r}; expected one of {sorted(k for k in _MODE_OPTIONS if k)}")
     return {**_MODE_OPTIONS[mode], **(options or {})}
+
+
+def check_inductor_options(options: dict) -> None:
+    """Raise :class:`FastSamplingError` naming every key that is not an inductor option (``torch.compile`` would
+    refuse it only when the first call compiles)."""
+    from torch._inductor import config as inductor_config
+    known = set(inductor_config.get_config_copy())
+    bad = sorted(k for k in options if k not in known)
+    if bad:
+        raise FastSamplingError(f"unknown inductor option(s) {bad} (torch {torch.__version__}); expected names of "
+                                "torch._inductor.config, e.g. max_autotune_pointwise, coordinate_descent_tuning")
 
 
 def parse_compile_options(text: str | None) -> dict:

@@ -30,7 +30,8 @@ def fast_sampler(unet, config: SamplingConfig, scheduler_config=None):
     UNet again. The key holds :func:`model_fingerprint`: changed weights get a fresh sampler.
     """
     cfg = config.resolved(scheduler_config)
-    key = (model_fingerprint(unet), cfg.dtype, cfg.batch_size, cfg.compile, cfg.fused_resnet, cfg.onepass_group_norm, cfg.device,
+    key = (model_fingerprint(unet), cfg.dtype, cfg.batch_size, cfg.compile, json.dumps(cfg.compile_options, sort_keys=True),
+           cfg.fused_resnet, cfg.onepass_group_norm, cfg.device,
            cfg.num_inference_steps,
            json.dumps(scheduler_config_dict(scheduler_config), sort_keys=True, default=str))
     sampler = _FAST_SAMPLERS.pop(key, None)
