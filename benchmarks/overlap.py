@@ -75,7 +75,7 @@ def feature_overlap(sampler, extractor, batches: int, device: str, rounds: int =
     t_s = time_callable(sample_only, **kw).median_s
     t_f = time_callable(features_only, **kw).median_s
     t_p = time_callable(pipelined, **kw).median_s
-    seq = torch.cat([f for f in features_only()])
+    seq = torch.cat(features_only())
     pip = torch.cat(pipelined())
     if cuda:
         torch.cuda.synchronize()
