@@ -147,8 +147,9 @@ def setting_config(setting: str, batch: int) -> dict:
     """``"compile+freeze+bf16"`` -> FastDDIMSampler keyword arguments (SamplingConfig fields and FastEngineOptions)."""
     toks = [t for t in setting.split("+") if t]
     # any boolean inductor option: io.NAME sets it, io0.NAME clears it
-    extra = {t.split(".", 1)[1]: t.startswith("io.") for t in toks if t.startswith(("io.", "io0.")) and "." in t[2:-1]}
-    toks = [t for t in toks if not t.startswith(("io.", "io0."))]
+    io = [t for t in toks if t.startswith(("io.", "io0."))]
+    extra = {t.split(".", 1)[1]: t.startswith("io.") for t in io}
+    toks = [t for t in toks if t not in io]
     bad = [t for t in toks if t not in SETTING_TOKENS]
     if bad:
         raise ValueError(f"unknown setting tokens {bad}; known: {', '.join(SETTING_TOKENS)}")

@@ -43,9 +43,8 @@ def feature_overlap(sampler, extractor, batches: int, device: str, rounds: int =
     def features_only():
         return [extractor(u) for u in images]
 
-    def run_features(u8):
-        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
-            return [extractor(u8[s:s + fb]) for s in range(0, b, fb)]
+    def on_side():
+        return torch.cuda.stream(side) if side is not None else contextlib.nullcontext()
 
     def pipelined():
         """Batch i sampled on the main stream with batch i-1's feature chunks issued between its DDIM steps;
@@ -61,12 +60,13 @@ def feature_overlap(sampler, extractor, batches: int, device: str, rounds: int =
                 for k in range(steps):
                     x = sampler._denoise_step(x, k)
                     for j in (j for j, w in enumerate(when) if w == k):
-                        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+                        with on_side():
                             feats.append(extractor(chunks[j]))
             quantize_uint8(x)
         if side is not None:
             side.wait_stream(main)
-        feats.extend(run_features(images[-1]))
+        with on_side():
+            feats.extend(extractor(images[-1][s:s + fb]) for s in range(0, b, fb))
         if side is not None:
             main.wait_stream(side)
         return feats
