@@ -5,7 +5,11 @@ same seeds, fp32 seed spread).
 
     python -m benchmarks.full50k_record --results reports/RUN/evaluation_results.json --total-seconds 171.2 \\
         --command "pytest -m full ..." [--fidelity trained_fidelity.json] \
-        [--warm-total-seconds S --warm-results reports/RUN2/evaluation_results.json] --out F.json
+        [--warm-total-seconds S --warm-results reports/RUN2/evaluation_results.json] \
+        [--previous benchmarks/results/full_50k_latest.json] --out F.json
+
+``--previous`` keeps the headline figures of the record this one replaces (``previous_record``), so a
+record of a route with other options still shows the default route's figures beside it.
 
 Every figure is copied from those files; nothing is estimated here. Missing inputs stay ``null``.
 """
@@ -72,6 +76,16 @@ def build_record(results: dict, *, command: str, total_seconds: float, fidelity:
     return rec
 
 
+#: the headline fields of an earlier record kept under ``previous_record`` (``--previous``)
+PREVIOUS_FIELDS = ("device", "date", "command", "total_seconds", "warm_total_seconds", "sampling_img_steps_per_s",
+                   "sampling_tflops")
+
+
+def previous_summary(record: dict) -> dict:
+    """The headline figures of an earlier ``full_50k_latest.json`` (its own ``previous_record`` dropped)."""
+    return {k: record.get(k) for k in PREVIOUS_FIELDS}
+
+
 def fidelity_summary(record: dict) -> dict:
     """``fid_fp32_same_seeds`` (the reference precision's FID per seed), ``fid_fast_same_seeds`` (the other
     precision's, same seeds), ``fp32_seed_spread`` (std over seeds) from a ``benchmarks.trained_fidelity`` output."""
@@ -101,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--command", required=True, help="the exact command that was timed")
     p.add_argument("--fidelity", default=None, help="a benchmarks.trained_fidelity record (JSON)")
     p.add_argument("--device", default=None, help="device name (default: the run's timings)")
+    p.add_argument("--previous", default=None, help="an earlier record whose headline figures are kept beside")
     p.add_argument("--note", action="append", default=[], help="a line for the record's notes (repeatable)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
@@ -109,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     rec = build_record(results, command=args.command, total_seconds=args.total_seconds, fidelity=fid,
                        warm_total_seconds=args.warm_total_seconds, device=args.device,
                        warm_results=json.loads(Path(args.warm_results).read_text()) if args.warm_results else None)
+    if args.previous:
+        rec["previous_record"] = previous_summary(json.loads(Path(args.previous).read_text()))
     if args.note:
         rec["notes"] = list(args.note)
     from maskpro_eval.reporting.atomic_io import atomic_write_text

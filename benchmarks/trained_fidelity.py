@@ -40,6 +40,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--dtypes", default="float32,float16", help="the first is the reference precision")
     ap.add_argument("--compile-fast", action="store_true", help="torch.compile the non-reference precisions")
+    ap.add_argument("--compile-options", default=None, metavar="K=V,...",
+                    help="inductor options of that compile (as pytest's --compile-options; needs --compile-fast)")
     ap.add_argument("--fused-fast", action="store_true",
                     help="fused Triton ResnetBlock2Ds (--fused-resnet) in the non-reference precisions")
     ap.add_argument("--onepass-gn-fast", action="store_true",
@@ -50,6 +52,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default="cuda", help="cuda (cpu only for a tiny check of this script)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
+    if a.compile_options and not a.compile_fast:
+        ap.error("--compile-options sets options of the compiled UNet: add --compile-fast")
     from benchmarks.cli import _csv, _ints
     from maskpro_eval.metrics.gpu_features import GPUInceptionFeatures, feature_statistics_torch, frechet_distance_torch
     from maskpro_eval.runtime import distributed
@@ -73,6 +77,7 @@ def main(argv=None) -> dict:
             fast = dt != dtypes[0]   # the options below apply to the non-reference precisions only
             fused, onepass = bool(fast and a.fused_fast), bool(fast and a.onepass_gn_fast)
             argv_d += (["--compile"] if fast and a.compile_fast else []) + (["--fused-resnet"] if fused else []) \
+                + (["--compile-options", a.compile_options] if fast and a.compile_options else []) \
                 + (["--onepass-group-norm"] if onepass else [])
             rec = distributed.main(argv_d)
             with np.load(f) as z:
@@ -80,7 +85,8 @@ def main(argv=None) -> dict:
             runs[f"{dt}_s{s}"] = {"fid_vs_heldout": frechet_distance_torch(*stats[(dt, s)], mu_r, sig_r),
                                   "work_seconds": rec["work_seconds"], "wall_seconds": rec["wall_seconds"],
                                   "img_steps_per_s": a.num_samples * rec["steps"] / rec["rank0_sampling_gpu_s"],
-                                  "compile": rec["compile"], "fused_resnet": fused, "onepass_group_norm": onepass,
+                                  "compile": rec["compile"], "compile_options": rec.get("compile_options"),
+                                  "fused_resnet": fused, "onepass_group_norm": onepass,
                                   "features_sha256": rec["features_sha256"]}
             print(json.dumps({f"{dt}_s{s}": runs[f"{dt}_s{s}"]}), flush=True)
             if a.out:   # the sets so far, in case the call is cut short (rewritten complete at the end)

@@ -147,6 +147,16 @@ def test_full50k_record_copies_the_runs_figures_and_the_fidelity_run(tmp_path):
     rec = json.loads(out.read_text())
     assert rec["warm_phases"] == {"compile_warmup": {"seconds": 4.9}} and rec["warm_total_seconds"] == 269.1
     assert rec["seconds_over_target"] == 110.0 and rec["warm_date"] == "T2" and rec["warm_fid_fast"] == 12.5
+    assert "previous_record" not in rec
+    # --previous keeps the replaced record's headline figures (not its own previous_record)
+    prev = tmp_path / "prev.json"
+    prev.write_text(json.dumps({**rec, "previous_record": {"total_seconds": 1}}))
+    assert record_main(["--results", str(res), "--total-seconds", "273.3", "--command", "c2", "--previous", str(prev),
+                        "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["previous_record"] == {"device": "NVIDIA H200", "date": "2026-12-06T13:00:00+0000", "command": "c",
+                                      "total_seconds": 290.0, "warm_total_seconds": 269.1,
+                                      "sampling_img_steps_per_s": 50000.0, "sampling_tflops": 622.0}
 
 
 def _bandwidth_file(calls):
@@ -191,3 +201,49 @@ def test_setting_tokens_map_to_sampler_options():
     assert setting_config("fp16+4s", 8)["streams"] == 4 and setting_config("fp16", 8)["streams"] == 1
     assert setting_config("fp16", 8)["compile_options"] is None
     assert setting_config("compile+io0.layout_optimization", 8)["compile_options"] == {"layout_optimization": False}
+
+
+def test_trained_fidelity_passes_compile_options_to_the_fast_runs_only(tmp_path, monkeypatch):
+    """benchmarks.trained_fidelity --compile-options: handed to the compiled (non-reference) runs, recorded per
+    run, refused without --compile-fast."""
+    import json
+
+    import numpy as np
+    import torch
+
+    import benchmarks.trained_fidelity as tf
+    from maskpro_eval.metrics import gpu_features
+    from maskpro_eval.runtime import distributed
+
+    with pytest.raises(SystemExit):
+        tf.main(["--model", "m", "--compile-options", "max_autotune_pointwise=1"])
+    calls = []
+
+    def fake_run(argv):
+        calls.append(argv)
+        rng = np.random.default_rng(len(calls))
+        np.savez(argv[argv.index("--save-stats") + 1], mu=rng.normal(size=4), sigma=np.eye(4) * (1 + len(calls)))
+        opts = argv[argv.index("--compile-options") + 1] if "--compile-options" in argv else None
+        return {"work_seconds": 1.0, "wall_seconds": 1.0, "steps": 2, "rank0_sampling_gpu_s": 1.0,
+                "compile": "--compile" in argv, "compile_options": opts, "features_sha256": "x"}
+
+    class FakeFeatures:
+        def __init__(self, *a, **k):
+            pass
+
+        def __call__(self, images):
+            return torch.randn(images.shape[0], 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    monkeypatch.setattr(distributed, "main", fake_run)
+    monkeypatch.setattr(gpu_features, "GPUInceptionFeatures", FakeFeatures)
+    out = tmp_path / "f.json"
+    rec = tf.main(["--model", "m", "--num-samples", "8", "--seeds", "0,1", "--device", "cpu", "--compile-fast",
+                   "--compile-options", "max_autotune_pointwise=1", "--out", str(out)])
+    fp32 = [c for c in calls if c[c.index("--dtype") + 1] == "float32"]
+    fp16 = [c for c in calls if c[c.index("--dtype") + 1] == "float16"]
+    assert len(fp32) == len(fp16) == 2
+    assert all("--compile" not in c and "--compile-options" not in c for c in fp32)
+    assert all(c[c.index("--compile-options") + 1] == "max_autotune_pointwise=1" and "--compile" in c for c in fp16)
+    runs = json.loads(out.read_text())["runs"]
+    assert runs["float16_s1"]["compile_options"] == "max_autotune_pointwise=1"
+    assert runs["float32_s0"]["compile_options"] is None and rec["runs"] == runs
