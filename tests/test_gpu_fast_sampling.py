@@ -207,3 +207,18 @@ def test_compile_options_are_part_of_the_protocol_and_reach_the_compiled_unet(un
     with pytest.raises(FastSamplingError, match=r"unknown inductor option\(s\) \['nope'\]"):
         FastDDIMSampler(unet, SamplingConfig(backend="fast", compile=True, compile_options={"nope": True}),
                         steps=STEPS, device="cpu", dtype="float32")
+
+
+@pytest.mark.gpu
+def test_on_cuda_iter_images_equals_the_batches_copied_one_by_one():
+    """On a GPU, ``iter_images`` (pinned copies, each batch finished one batch late, groups spanning batches)
+    gives the bytes of the plain per-batch ``.cpu()`` copies."""
+    from maskpro_eval.runtime.timing import cuda_skip_reason
+    if cuda_skip_reason():
+        pytest.skip(cuda_skip_reason())
+    from maskpro_eval.checkpoints.architecture import build_ddpm_cifar10_unet
+    torch.manual_seed(0)
+    fast = FastDDIMSampler(build_ddpm_cifar10_unet(), steps=5, seed=1, batch_size=64, device="cuda", dtype="float16")
+    direct = np.concatenate([u8.permute(0, 2, 3, 1).cpu().numpy() for _, u8 in fast.iter_batches(200)])
+    got = dict(fast.iter_images([range(0, 50), range(50, 130), range(130, 200)]))
+    np.testing.assert_array_equal(np.concatenate([got[k] for k in range(3)]), direct)

@@ -42,11 +42,11 @@ class CountingUNet(torch.nn.Module):
     def config(self):
         return self.inner.config
 
-    def forward(self, x, t):
+    def forward(self, x, t, **kw):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise RuntimeError("simulated interruption")
         self.calls += 1
-        return self.inner(x, t)
+        return self.inner(x, t, **kw)
 
 
 SAMPLERS = {
@@ -438,3 +438,61 @@ def test_corrupt_store_header_names_a_fix_the_command_line_has(tmp_path):
         SampleStore(tmp_path / "s", metadata={"a": 1})
     msg = str(ei.value)
     assert f"delete {tmp_path / 's'}" in msg and "--samples-dir" in msg
+
+
+def test_fast_backend_runs_full_batches_across_chunks(unet, tmp_path, monkeypatch):
+    """backend='fast': the missing chunks are made as one stream of full batches (only the run's last batch is
+    partial, so a GPU pads once, not once per chunk), each chunk is written whole, and the images are the
+    standard path's; a resumed store makes only its missing chunks, again in full batches."""
+    from collections import OrderedDict
+
+    from maskpro_eval.sampling import fill_store
+    monkeypatch.setattr(fill_store, "_FAST_SAMPLERS", OrderedDict())   # a sampler around this counter
+    c = cfg(3, backend="fast")
+    ref = generate(unet, cfg(3), count=10, progress=False)
+    counter, stats = CountingUNet(unet), {}
+    store = generate_to_store(counter, c, tmp_path / "f", 10, chunk_size=4, progress=False, stats=stats)
+    assert counter.calls == STEPS * 4            # ceil(10 / 3) batches; chunk by chunk: 2 + 2 + 1 = 5
+    np.testing.assert_array_equal(store.load(10), ref)
+    assert [n for n, _ in stats["chunks"]] == [4, 4, 2] and stats["generated"] == 10
+    assert "warmup_seconds" not in stats          # measured apart only for the fast sampler on CUDA
+
+    (tmp_path / "f" / "samples_0000004_0000008.npz").unlink()
+    (tmp_path / "f" / "samples_0000008_0000010.npz").unlink()
+    monkeypatch.setattr(fill_store, "_FAST_SAMPLERS", OrderedDict())
+    counter = CountingUNet(unet)
+    store = generate_to_store(counter, c, tmp_path / "f", 10, progress=False)
+    assert counter.calls == STEPS * 2            # samples 4..9: batches of 3 + 3
+    np.testing.assert_array_equal(store.load(10), ref)
+
+
+def test_fast_iter_images_yields_each_group_whole_and_in_order(unet):
+    """FastDDIMSampler.iter_images: every group (empty ones too, any indices) comes back complete, in order,
+    equal to images() of that group, from batches that span the groups."""
+    from maskpro_eval.sampling.fast import FastDDIMSampler
+    fast = FastDDIMSampler(unet, steps=STEPS, seed=2, batch_size=3, dtype="float32", device="cpu")
+    groups = [[], [0, 1, 2, 3, 4], [], [9], [7, 5, 8], []]
+    got = list(fast.iter_images(groups))
+    assert [k for k, _ in got] == list(range(len(groups)))
+    for (k, arr), g in zip(got, groups):
+        assert arr.shape == (len(g), 16, 16, 3) and arr.dtype == np.uint8
+        if g:
+            np.testing.assert_array_equal(arr, fast.images(indices=g))
+    assert fast.stats["images"] == 9 + 9           # 9 in iter_images, then the same 9 again in images()
+
+
+def test_measured_warmup_is_booked_as_compile_warmup_not_estimated():
+    """QualityEvaluator._record_sampling: a warm-up measured apart (fast sampler on CUDA) is the compile_warmup
+    phase and the chunks are all sampling; without it the first chunk's excess is the estimate."""
+    from types import SimpleNamespace
+
+    from maskpro_eval.metrics.quality import FullSettings, QualityEvaluator
+    model = SimpleNamespace(name="m", unet=torch.nn.Linear(2, 2))
+    q = QualityEvaluator(FullSettings(num_samples=8))
+    q._record_sampling(model, {"steps": 10, "chunks": [(4, 3.0), (4, 1.0)], "warmup_seconds": 5.0})
+    ph = q.timer.summary()["phases"]
+    assert ph["compile_warmup"]["seconds"] == pytest.approx(5.0) and ph["sampling"]["seconds"] == pytest.approx(4.0)
+    q = QualityEvaluator(FullSettings(num_samples=8))
+    q._record_sampling(model, {"steps": 10, "chunks": [(4, 3.0), (4, 1.0)]})
+    ph = q.timer.summary()["phases"]
+    assert ph["compile_warmup"]["seconds"] == pytest.approx(2.0) and ph["sampling"]["seconds"] == pytest.approx(2.0)

@@ -503,13 +503,62 @@ class FastDDIMSampler:
             if count is None:
                 raise FastSamplingError("give count (with optional start) or indices")
             indices = range(int(start), int(start) + int(count))
-        idx = list(indices)
-        out = np.empty((len(idx), self.shape[1], self.shape[2], self.shape[0]), dtype=np.uint8)
-        pos = 0
-        for bidx, u8 in self.iter_batches(idx):
-            out[pos:pos + len(bidx)] = u8.permute(0, 2, 3, 1).cpu().numpy()
-            pos += len(bidx)
-        return out
+        return next(self.iter_images([list(indices)]))[1]
+
+    def iter_images(self, groups: Sequence[Sequence[int]]) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(k, uint8 N x H x W x C)`` for each group ``k`` of sample indices, in order, as soon as
+        the group's last image is on the host (same values as :meth:`images` of each group).
+
+        The groups' samples are made in batches of the sampler's batch size over the concatenated indices
+        (a batch may span two groups, so only the very last batch can be partial). On CUDA a batch's copy to
+        the host is issued as soon as the batch is queued and waited for only after the next batch has been
+        queued: neither the copy, nor the next batch's noise, nor the caller's work on a finished group
+        (writing a store chunk) leaves the GPU idle between batches.
+        """
+        groups = [[int(i) for i in g] for g in groups]
+        h, w, c = self.shape[1], self.shape[2], self.shape[0]
+        sizes = [len(g) for g in groups]
+        state = {"k": 0, "pos": 0, "buf": None}
+
+        def take(arr: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+            """Place one finished batch into the current group(s); yield every group it completes."""
+            off = 0
+            while state["k"] < len(sizes):
+                k = state["k"]
+                if state["buf"] is None:
+                    state["buf"] = np.empty((sizes[k], h, w, c), dtype=np.uint8)
+                n = min(sizes[k] - state["pos"], len(arr) - off)
+                state["buf"][state["pos"]:state["pos"] + n] = arr[off:off + n]
+                state["pos"] += n
+                off += n
+                if state["pos"] < sizes[k]:
+                    return   # this batch is used up; group k waits for the next one
+                yield k, state["buf"]
+                state.update(k=k + 1, pos=0, buf=None)
+
+        yield from take(np.empty((0, h, w, c), dtype=np.uint8))   # leading empty groups
+        idx = [i for g in groups for i in g]
+        if not idx:
+            return
+        cuda = self.device.type == "cuda"
+        pending = None   # CUDA: (pinned host tensor, copy event) of the previous batch, finished one batch late
+        for _, u8 in self.iter_batches(idx):
+            nhwc = u8.permute(0, 2, 3, 1)
+            if not cuda:
+                yield from take(nhwc.cpu().numpy())
+                continue
+            dev = nhwc.contiguous()
+            host = torch.empty(dev.shape, dtype=torch.uint8, pin_memory=True)
+            host.copy_(dev, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            if pending is not None:
+                pending[1].synchronize()
+                yield from take(pending[0].numpy())
+            pending = (host, done)
+        if pending is not None:
+            pending[1].synchronize()
+            yield from take(pending[0].numpy())
 
     def protocol(self) -> dict:
         return {"sampler": "ddim", "eta": 0.0, "steps": int(self.sampling.num_inference_steps), "seed": int(self.sampling.seed),
