@@ -551,7 +551,7 @@ class FastDDIMSampler:
             host = torch.empty(dev.shape, dtype=torch.uint8, pin_memory=True)
             host.copy_(dev, non_blocking=True)
             done = torch.cuda.Event()
-            done.record()
+            done.record(torch.cuda.current_stream(self.device))   # the sampler's device, not the current one
             if pending is not None:
                 pending[1].synchronize()
                 yield from take(pending[0].numpy())
