@@ -95,6 +95,7 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     mine = sum(e - s for i, (s, e) in enumerate(store.chunk_ranges(num_samples))
                if i % int(world_size) == int(rank))
     bar = make_bar(mine, f"{cfg.sampler} {cfg.num_inference_steps} steps -> store", progress, initial=mine - todo)
+
     def made(s: int, e: int, seconds: float) -> None:
         if stats is not None:
             stats["chunks"].append((e - s, seconds))   # the chunk's images are on the host: synced
@@ -113,9 +114,10 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
             for k, images in fast.iter_images([range(s, e) for s, e in missing]):
                 s, e = missing[k]
                 bar.update(e - s)
-                made(s, e, time.perf_counter() - t0)
+                now = time.perf_counter()   # wall time between chunks, the previous chunk's write included
+                made(s, e, now - t0)
+                t0 = now
                 store.write_chunk(s, images)
-                t0 = time.perf_counter()
         else:
             for s, e in missing:
                 t0 = time.perf_counter()
