@@ -37,3 +37,21 @@ def test_damaged_features_cache_is_recomputed(tmp_path):
     fresh = QualityEvaluator(settings, extractor=CountingFeatures()).features(model)
     assert CountingFeatures.calls == calls + 1  # the damage was noticed: features recomputed
     assert np.array_equal(fresh, first)
+
+
+def test_store_reads_and_writes_are_their_own_phase(tmp_path):
+    """Reading the samples back from their store and writing/reading the features cache is timed as
+    ``store_io`` (not left outside every phase)."""
+    settings = FullSettings(sampling=SamplingConfig(num_inference_steps=2, batch_size=4), num_samples=4,
+                            samples_dir=str(tmp_path), progress=False)
+    model = EvaluatedModel(parse_model_spec("demo:dense"), EvalSettings())
+    model.load()
+    q = QualityEvaluator(settings, extractor=CountingFeatures())
+    q.features(model)
+    phases = q.timer.summary()["phases"]
+    assert {"sampling", "features", "store_io"} <= set(phases) and phases["store_io"]["seconds"] > 0
+    names = list(phases)
+    assert names.index("features") < names.index("store_io")
+    cached = QualityEvaluator(settings, extractor=CountingFeatures())
+    cached.features(model)
+    assert set(cached.timer.summary()["phases"]) == {"store_io"}   # only the cache was read

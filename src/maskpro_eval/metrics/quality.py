@@ -178,7 +178,8 @@ class QualityEvaluator:
                                   model_id={"name": model.name, "fingerprint": model_fingerprint(model.unet)},
                                   progress=self.settings.progress, stats=stats)
         self._record_sampling(model, stats)
-        return store.load(num)
+        with self.timer.phase("store_io"):   # read back (checksums checked)
+            return store.load(num)
 
     def check_stores(self, models: list) -> None:
         """Open every existing sample store this run will use, so that a damaged or foreign store
@@ -204,16 +205,18 @@ class QualityEvaluator:
             return self._features[key]
         tag = "" if self.protocol_key == "standard" else f"-{self.protocol_key}"
         path = self.store_dir(model, seed) / f"features-{num}-{self.extractor.weights_sha256[:16]}{tag}.npz"
-        feats = _load_checked_features(path, (num, 2048))
+        with self.timer.phase("store_io"):
+            feats = _load_checked_features(path, (num, 2048))
         if feats is None:
             images = self.samples(model, seed, num)
             from maskpro_eval.metrics.fid import call_features
             with self.timer.phase("features", images=len(images)):
                 feats = call_features(self.extractor, images, self.settings.feature_batch_size,
                                       progress=f"features {model.name}" if self.settings.progress else False)
-            atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats)),
-                                "fid_protocol": np.array(self.protocol_key),
-                                "weights_sha256": np.array(self.extractor.weights_sha256)}, fsync=False)
+            with self.timer.phase("store_io"):
+                atomic_savez(path, {"features": feats, "sha256": np.array(_sha256(feats)),
+                                    "fid_protocol": np.array(self.protocol_key),
+                                    "weights_sha256": np.array(self.extractor.weights_sha256)}, fsync=False)
         self._features[key] = feats
         return feats
 

@@ -19,7 +19,8 @@ from contextlib import contextmanager
 BF16_PEAK_TFLOPS: dict[str, float] = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "A10G": 70.0}
 
 #: Phase names in report order (others follow in first-use order).
-PHASE_ORDER = ("model_load", "compile_warmup", "sampling", "reference", "features", "statistics", "metrics")
+PHASE_ORDER = ("model_load", "compile_warmup", "sampling", "reference", "features", "store_io", "statistics",
+               "metrics")
 
 
 def bf16_peak_tflops(device_name: str | None) -> float | None:
