@@ -114,6 +114,8 @@ def test_overflow_raises_instead_of_black_images(unet):
         hot.conv_out.weight.mul_(1e6)
     with pytest.raises(FastSamplingError, match=r"non-finite.*float16.*samples 0\.\.2.*dtype='float32'"):
         FastDDIMSampler(hot, steps=2, seed=0, batch_size=3, device="cpu").images(5)
+    with pytest.raises(FastSamplingError, match=r"non-finite.*samples 0\.\.2"):   # the only (last) batch too
+        FastDDIMSampler(hot, steps=2, seed=0, batch_size=3, device="cpu").images(3)
     # the same model in float32 samples without error (finite, clipped by the scheduler)
     out = FastDDIMSampler(hot, steps=2, seed=0, batch_size=3, device="cpu", dtype="float32").images(5)
     assert out.shape[0] == 5 and out.dtype == np.uint8

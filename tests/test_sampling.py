@@ -455,7 +455,7 @@ def test_fast_backend_runs_full_batches_across_chunks(unet, tmp_path, monkeypatc
     assert counter.calls == STEPS * 4            # ceil(10 / 3) batches; chunk by chunk: 2 + 2 + 1 = 5
     np.testing.assert_array_equal(store.load(10), ref)
     assert [n for n, _ in stats["chunks"]] == [4, 4, 2] and stats["generated"] == 10
-    assert "warmup_seconds" not in stats          # measured apart only for the fast sampler on CUDA
+    assert stats["warmup_seconds"] == 0.0          # warmed up apart only on CUDA or when compiling
 
     (tmp_path / "f" / "samples_0000004_0000008.npz").unlink()
     (tmp_path / "f" / "samples_0000008_0000010.npz").unlink()
@@ -496,3 +496,22 @@ def test_measured_warmup_is_booked_as_compile_warmup_not_estimated():
     q._record_sampling(model, {"steps": 10, "chunks": [(4, 3.0), (4, 1.0)]})
     ph = q.timer.summary()["phases"]
     assert ph["compile_warmup"]["seconds"] == pytest.approx(2.0) and ph["sampling"]["seconds"] == pytest.approx(2.0)
+    q = QualityEvaluator(FullSettings(num_samples=8))
+    q._record_sampling(model, {"steps": 10, "chunks": [(4, 3.0), (4, 1.0)], "warmup_seconds": 0.0})
+    ph = q.timer.summary()["phases"]
+    assert "compile_warmup" not in ph and ph["sampling"]["seconds"] == pytest.approx(4.0)   # measured: none
+
+
+@half_precision_on_cpu_ok
+def test_fast_backend_never_stores_a_chunk_of_a_non_finite_batch(unet, tmp_path):
+    """A chunk that a non-finite (float16 overflow) batch completes is not written before the error: the run
+    stops with the fix named and the store holds no chunk of it, so a resumed run cannot read black images."""
+    import copy
+    hot = copy.deepcopy(unet)
+    with torch.no_grad():
+        hot.conv_out.weight.mul_(1e6)
+    c = cfg(3, backend="fast", dtype="float16")
+    from maskpro_eval.sampling.fast import FastSamplingError
+    with pytest.raises(FastSamplingError, match=r"non-finite.*samples 0\.\.2"):
+        generate_to_store(hot, c, tmp_path / "s", 6, chunk_size=2, progress=False)   # chunk [0,2) ends in batch 0
+    assert not list((tmp_path / "s").glob("samples_*.npz"))

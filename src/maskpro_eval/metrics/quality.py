@@ -118,9 +118,9 @@ class QualityEvaluator:
     def _record_sampling(self, model, stats: dict) -> None:
         """Sampling and compile/warm-up phases from ``generate_to_store``'s per-chunk times.
 
-        A warm-up measured apart (``warmup_seconds``: the fast sampler on CUDA) is booked as ``compile_warmup``;
-        else, with two or more chunks made, the first chunk's excess over the steady rate of the others is
-        booked so (an estimate: it also holds the first allocations and cuDNN's choices)."""
+        A warm-up measured apart (``warmup_seconds``: the fast backend) is booked as ``compile_warmup`` (none
+        when 0); else, with two or more chunks made, the first chunk's excess over the steady rate of the
+        others is booked so (an estimate: it also holds the first allocations and cuDNN's choices)."""
         chunks = stats.get("chunks") or []
         if not chunks:
             return
@@ -134,7 +134,8 @@ class QualityEvaluator:
         macs = self._macs[model.name]
         warm = 0.0
         if "warmup_seconds" in stats:
-            self.timer.add("compile_warmup", float(stats["warmup_seconds"]))
+            if stats["warmup_seconds"]:
+                self.timer.add("compile_warmup", float(stats["warmup_seconds"]))
         elif len(chunks) >= 2:
             rest_n, rest_s = sum(n for n, _ in chunks[1:]), sum(t for _, t in chunks[1:])
             if rest_n and rest_s > 0:

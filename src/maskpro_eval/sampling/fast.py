@@ -510,55 +510,45 @@ class FastDDIMSampler:
         the group's last image is on the host (same values as :meth:`images` of each group).
 
         The groups' samples are made in batches of the sampler's batch size over the concatenated indices
-        (a batch may span two groups, so only the very last batch can be partial). On CUDA a batch's copy to
-        the host is issued as soon as the batch is queued and waited for only after the next batch has been
-        queued: neither the copy, nor the next batch's noise, nor the caller's work on a finished group
-        (writing a store chunk) leaves the GPU idle between batches.
+        (a batch may span two groups, so only the very last batch can be partial). A group comes out only
+        once every batch it holds was checked finite; see :meth:`_host_batches` for why neither the host copies
+        nor the caller's work on a finished group leave the GPU idle.
         """
         groups = [[int(i) for i in g] for g in groups]
         h, w, c = self.shape[1], self.shape[2], self.shape[0]
-        sizes = [len(g) for g in groups]
-        state = {"k": 0, "pos": 0, "buf": None}
+        batches = self._host_batches([i for g in groups for i in g])
+        arr, off = np.empty((0, h, w, c), dtype=np.uint8), 0
+        for k, g in enumerate(groups):
+            out, pos = np.empty((len(g), h, w, c), dtype=np.uint8), 0
+            while pos < len(g):
+                if off == len(arr):
+                    arr, off = next(batches), 0
+                n = min(len(g) - pos, len(arr) - off)
+                out[pos:pos + n] = arr[off:off + n]
+                pos, off = pos + n, off + n
+            yield k, out
 
-        def take(arr: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-            """Place one finished batch into the current group(s); yield every group it completes."""
-            off = 0
-            while state["k"] < len(sizes):
-                k = state["k"]
-                if state["buf"] is None:
-                    state["buf"] = np.empty((sizes[k], h, w, c), dtype=np.uint8)
-                n = min(sizes[k] - state["pos"], len(arr) - off)
-                state["buf"][state["pos"]:state["pos"] + n] = arr[off:off + n]
-                state["pos"] += n
-                off += n
-                if state["pos"] < sizes[k]:
-                    return   # this batch is used up; group k waits for the next one
-                yield k, state["buf"]
-                state.update(k=k + 1, pos=0, buf=None)
-
-        yield from take(np.empty((0, h, w, c), dtype=np.uint8))   # leading empty groups
-        idx = [i for g in groups for i in g]
-        if not idx:
-            return
+    def _host_batches(self, indices: list[int]) -> Iterator[np.ndarray]:
+        """uint8 ``N x H x W x C`` host arrays of :meth:`iter_batches`, in order, each handed out one batch late:
+        only after :meth:`iter_batches` has checked it finite (so no caller stores a non-finite batch) and, on
+        CUDA, with its copy to pinned memory issued as soon as the batch is queued and waited for only after the
+        next batch has been queued, so the GPU never waits for the host between batches."""
         cuda = self.device.type == "cuda"
-        pending = None   # CUDA: (pinned host tensor, copy event) of the previous batch, finished one batch late
-        for _, u8 in self.iter_batches(idx):
-            nhwc = u8.permute(0, 2, 3, 1)
-            if not cuda:
-                yield from take(nhwc.cpu().numpy())
-                continue
-            dev = nhwc.contiguous()
-            host = torch.empty(dev.shape, dtype=torch.uint8, pin_memory=True)
-            host.copy_(dev, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record(torch.cuda.current_stream(self.device))   # the sampler's device, not the current one
+        pending = None   # (host tensor, copy event or None) of the previous batch
+        for _, u8 in self.iter_batches(indices):
+            nhwc, done = u8.permute(0, 2, 3, 1), None
+            if cuda:
+                host = torch.empty(nhwc.shape, dtype=torch.uint8, pin_memory=True)
+                host.copy_(nhwc.contiguous(), non_blocking=True)
+                done = torch.cuda.Event()
+                done.record(torch.cuda.current_stream(self.device))   # the sampler's device, not the current one
+            else:
+                host = nhwc
             if pending is not None:
-                pending[1].synchronize()
-                yield from take(pending[0].numpy())
+                yield _finished(*pending)
             pending = (host, done)
         if pending is not None:
-            pending[1].synchronize()
-            yield from take(pending[0].numpy())
+            yield _finished(*pending)
 
     def protocol(self) -> dict:
         return {"sampler": "ddim", "eta": 0.0, "steps": int(self.sampling.num_inference_steps), "seed": int(self.sampling.seed),
@@ -582,6 +572,13 @@ _MODE_OPTIONS = {
     "max-autotune": {"max_autotune": True, "triton.cudagraphs": True},
     "max-autotune-no-cudagraphs": {"max_autotune": True},
 }
+
+
+def _finished(host: torch.Tensor, done) -> np.ndarray:
+    """A host batch of :meth:`FastDDIMSampler._host_batches` once its copy (``done``: CUDA event or None) is over."""
+    if done is not None:
+        done.synchronize()
+    return host.numpy()
 
 
 def inductor_options(mode: str | None, options: dict | None) -> dict:

@@ -61,9 +61,10 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
     not depend on who makes them); afterwards ``store.is_complete(num_samples)`` tells whether all are in.
 
     ``stats``: a dict filled with ``generated`` (samples made by this call), ``steps`` (denoising steps per
-    sample), ``chunks`` (``[(samples, seconds), ...]`` per chunk made, GPU work synchronised) and, where the
-    fast sampler was compiled/warmed up here on CUDA first, ``warmup_seconds`` (measured; the chunks then
-    hold sampling only). Otherwise the first chunk includes compilation and warm-up.
+    sample), ``chunks`` (``[(samples, seconds), ...]`` per chunk made, GPU work synchronised) and, with the
+    fast backend, ``warmup_seconds`` (its compile/warm-up on CUDA or when compiling, measured before the first
+    batch; 0 otherwise or when already warm: the chunks hold sampling only). With the standard backend the
+    first chunk includes any warm-up.
     """
     if not 0 <= int(rank) < int(world_size):
         raise SamplingError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
@@ -103,11 +104,11 @@ def generate_to_store(unet, config: SamplingConfig, store: SampleStore | str | P
 
     try:
         if fast is not None:
-            if fast.device.type == "cuda" and fast.compile_seconds is None:
-                # compile / first-call set-up, measured apart from the sampling
-                warm = fast.warmup()
-                if stats is not None:
-                    stats["warmup_seconds"] = warm
+            # compile / first-call set-up (CUDA, or compiling on a CPU), measured apart from the sampling
+            warm = fast.warmup() if fast.compile_seconds is None and (fast.device.type == "cuda" or cfg.compile) \
+                else 0.0
+            if stats is not None:
+                stats["warmup_seconds"] = warm
             # one stream of batches over all missing chunks: no partial batch per chunk, and each chunk is
             # written while the GPU works on the next batch (FastDDIMSampler.iter_images)
             t0 = time.perf_counter()
