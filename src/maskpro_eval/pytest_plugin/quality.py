@@ -34,7 +34,8 @@ def pytest_addoption(parser):
     g.addoption("--compile-sampler", action="store_true", help="torch.compile the UNet (fast backend)")
     g.addoption("--compile-options", default=None, metavar="KEY=VALUE,...",
                 help="inductor options for --compile-sampler, e.g. max_autotune_pointwise=1 (+6.6%% img-steps/s on an "
-                     "H100, compile time unchanged; part of the sampling protocol: its own sample store)")
+                     "H100, compile time unchanged, but its images differ between processes with empty compile "
+                     "caches; part of the sampling protocol: its own sample store)")
     g.addoption("--fused-resnet", action="store_true",
                 help="run the UNet's ResnetBlock2Ds as fused Triton kernels (fast backend, CUDA; checked against "
                      "the unfused UNet at start)")

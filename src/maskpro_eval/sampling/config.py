@@ -73,7 +73,8 @@ class SamplingConfig:
             ``compile``), e.g. ``{"max_autotune_pointwise": True}``: inductor times a few launch configurations of
             each pointwise/reduction kernel while compiling and keeps the fastest (+6.6 % img-steps/s on an
             H100, compile time unchanged, benchmarks/README.md). Part of the protocol: a reduction's launch
-            configuration sets its summation order, so the samples get their own store.
+            configuration sets its summation order, so the samples get their own store; and as inductor picks
+            it by timing, two processes with empty compile caches gave different images (measured, H100).
         onepass_group_norm: run every GroupNorm (+ SiLU, + the resnets' bias and time add) as one Triton
             kernel that reads the activation once (fast backend on CUDA only;
             :mod:`maskpro_eval.sampling.group_norm`, checked against the unpatched UNet when installed; not
