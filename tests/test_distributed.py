@@ -83,3 +83,14 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     finally:
         torch.set_num_threads(n)
     np.testing.assert_array_equal(PixelBlockFeatures(16)(torch.from_numpy(imgs).permute(0, 3, 1, 2)).numpy(), f_one)
+
+
+@pytest.mark.parametrize("world,rc", [("2", 0), ("1", 3)])
+def test_a_torchrun_worker_ends_without_finalisation_and_keeps_its_output(world, rc):
+    # a worker of a multi-process run leaves by os._exit(0) once done (gloo can abort interpreter shutdown),
+    # after flushing what it printed; a single process returns normally (here: to the SystemExit(3) below)
+    code = ("import sys; from maskpro_eval.runtime.distributed import _exit_after_process_group; "
+            "print('written', end=''); sys.stderr.write('err'); _exit_after_process_group(); raise SystemExit(3)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "WORLD_SIZE": world})
+    assert (res.returncode, res.stdout, res.stderr[-3:]) == (rc, "written", "err")

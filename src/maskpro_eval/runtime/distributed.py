@@ -292,5 +292,20 @@ def main(argv=None) -> dict | None:
     return out
 
 
+def _exit_after_process_group() -> None:
+    """End a torchrun worker once its work is done and written, without interpreter finalisation.
+
+    gloo's C++ worker threads can abort the process while the interpreter and static objects are torn down
+    after ``destroy_process_group`` ("terminate called without an active exception", then SIGABRT/SIGBUS):
+    seen in 1 of 40 two-process CPU runs on torch 2.13, always after every output had been written, and
+    turned by torchrun into a failed run. Every file of :func:`main` is closed by then; only the standard
+    streams need flushing. Single-process runs exit normally."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
+    _exit_after_process_group()
