@@ -60,13 +60,18 @@ class DistContext:
         return asdict(self)
 
 
+def _env_world_size() -> int:
+    """The number of processes ``torchrun`` started (``WORLD_SIZE``; 1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device: str | None = None, backend: str | None = None) -> DistContext:
     """Join the process group that ``torchrun`` describes in the environment (``RANK``, ``WORLD_SIZE``,
     ``LOCAL_RANK``, ``MASTER_ADDR``...). ``device``: ``"cuda"`` (each rank takes ``cuda:LOCAL_RANK``),
     ``"cpu"`` or None (CUDA if available). ``backend``: None -> NCCL for CUDA, gloo for CPU.
     Without ``WORLD_SIZE`` > 1 in the environment this is a single-process context.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = _env_world_size()
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device is None:
@@ -300,7 +305,7 @@ def _exit_after_process_group() -> None:
     seen in 1 of 40 two-process CPU runs on torch 2.13, always after every output had been written, and
     turned by torchrun into a failed run. Every file of :func:`main` is closed by then; only the standard
     streams need flushing. Single-process runs exit normally."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _env_world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
